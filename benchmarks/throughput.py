@@ -1,0 +1,278 @@
+"""Conversations per second at concurrency 1, 16, 64 and 256 with injected model latency.
+
+Each run is a batch of conversations (the shipped scenarios, repeated) through the
+`BatchProcessor` (evaluation off, rows written to a temporary directory), or through the engine
+directly with an `asyncio.Semaphore` when `--direct` is given or the processor is unavailable.
+Runs of the two engines alternate at each concurrency, in one process.
+
+* `bound_per_s`: the latency bound, concurrency / (model calls per conversation x latency):
+  what an engine costing no CPU would achieve with that many conversations always in flight.
+  `efficiency` is achieved / bound.
+* A finite batch also ends with a tail in which fewer than `concurrency` conversations are
+  left. `schedule_bound_per_s` replays the batch's own conversations (their model calls, in
+  launch order) on `concurrency` slots at zero CPU, so `schedule_efficiency` isolates what
+  the engine's CPU costs from what the batch's shape costs.
+* `calls_per_cpu_second`: model calls per CPU-second of the process, the simulated model's
+  own CPU subtracted: the capacity of one core, which bounds throughput at high concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks import _common as common
+
+NAME = "throughput"
+
+FULL_CONCURRENCY = (1, 16, 64, 256)
+QUICK_CONCURRENCY = (1, 16, 64)
+DEFAULT_LATENCY_MS = 1000.0
+QUICK_LATENCY_MS = 200.0
+
+#: Targets from the issue, at 1000 ms latency in one process.
+TARGET_EFFICIENCY = {64: 0.90, 256: 0.75}
+
+
+def batch_size(concurrency: int, quick: bool) -> int:
+    """Conversations per run: enough waves that the batch's tail matters little."""
+    if quick:
+        return max(2, concurrency)
+    if concurrency == 1:
+        return 4
+    return concurrency * (2 if concurrency >= 256 else 4)
+
+
+def schedule_makespan(calls: Sequence[int], slots: int, latency_s: float) -> float:
+    """How long the batch takes at zero CPU: conversations in launch order on `slots` slots."""
+    free_at = [0.0] * min(slots, len(calls))
+    heapq.heapify(free_at)
+    end = 0.0
+    for count in calls:
+        finish = heapq.heappop(free_at) + count * latency_s
+        end = max(end, finish)
+        heapq.heappush(free_at, finish)
+    return end
+
+
+async def _run_direct(
+    engine_name: str, wrapper: Any, scenarios: list[dict[str, Any]], concurrency: int
+) -> list[dict[str, Any]]:
+    engine = common.make_engine(engine_name, wrapper)
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(scenario: dict[str, Any]) -> dict[str, Any]:
+        async with semaphore:
+            return await engine.run_conversation_with_tools(scenario)
+
+    return list(await asyncio.gather(*(one(scenario) for scenario in scenarios)))
+
+
+async def _run_processor(
+    engine_name: str, wrapper: Any, scenarios: list[dict[str, Any]], concurrency: int
+) -> list[dict[str, Any]]:
+    from conversation_engine.batch.processor import BatchProcessor
+    from conversation_engine.tools.shop import EmulatedShop
+
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as output_dir:
+        processor = BatchProcessor(
+            wrapper,
+            concurrency,
+            engine=engine_name,
+            output_dir=output_dir,
+            tool_backend=EmulatedShop(),
+            evaluate=False,
+        )
+        batch_id = processor.create_batch_job(scenarios, prompt_spec_name=common.DEFAULT_SPEC)
+        outcome = await processor.run_batch(batch_id)
+    rows = outcome["results"]
+    return sorted(rows, key=lambda row: row["scenario_index"])
+
+
+async def run_once(
+    engine_name: str,
+    concurrency: int,
+    conversations: int,
+    latency_ms: float,
+    jitter_ms: float,
+    *,
+    direct: bool,
+) -> dict[str, Any]:
+    """One batch; its row of the results."""
+    scenarios = common.cycled(common.shipped_scenarios(), conversations)
+    wrapper = common.simulated_wrapper(latency_ms, jitter_ms)
+    runner = _run_direct if direct else _run_processor
+    common.settle()
+    start = common.Meter.read(wrapper.transport)
+    results = await runner(engine_name, wrapper, scenarios, concurrency)
+    span = common.Meter.read(wrapper.transport).since(start)
+    await wrapper.aclose()
+
+    statuses = [result["status"] for result in results]
+    completed = statuses.count("completed")
+    calls = [(result.get("usage") or {}).get("calls", 0) for result in results]
+    latency_s = latency_ms / 1000
+    calls_per_conversation = span.calls / len(results)
+    bound = concurrency / (calls_per_conversation * latency_s) if latency_s else float("inf")
+    achieved = len(results) / span.wall
+    schedule = len(results) / schedule_makespan(calls, concurrency, latency_s) if latency_s else 0
+    return {
+        "engine": engine_name,
+        "concurrency": concurrency,
+        "latency_ms": latency_ms,
+        "conversations": len(results),
+        "completed": completed,
+        "calls_per_conversation": round(calls_per_conversation, 3),
+        "wall_s": round(span.wall, 3),
+        "conversations_per_s": round(achieved, 3),
+        "bound_per_s": round(bound, 3),
+        "efficiency": round(achieved / bound, 3),
+        "schedule_bound_per_s": round(schedule, 3),
+        "schedule_efficiency": round(achieved / schedule, 3) if schedule else None,
+        "cpu_s": round(span.cpu, 3),
+        "model_cpu_s": round(span.model_cpu, 3),
+        "calls_per_cpu_second": round(span.calls / span.engine_cpu, 1),
+    }
+
+
+async def measure(
+    concurrencies: Sequence[int],
+    engines: Sequence[str],
+    latency_ms: float,
+    jitter_ms: float,
+    *,
+    quick: bool,
+    direct: bool,
+) -> dict[str, Any]:
+    """Every engine at every concurrency, alternating which engine goes first."""
+    # Warm-up: imports and first-call costs stay out of the first measured run.
+    for engine_name in engines:
+        await run_once(engine_name, 1, 1, 0, 0, direct=True)
+
+    runs: list[dict[str, Any]] = []
+    for step, concurrency in enumerate(concurrencies):
+        order = list(engines) if step % 2 == 0 else list(reversed(engines))
+        for engine_name in order:
+            conversations = batch_size(concurrency, quick)
+            row = await run_once(
+                engine_name, concurrency, conversations, latency_ms, jitter_ms, direct=direct
+            )
+            runs.append(row)
+
+    capacity: dict[str, float] = {}
+    for engine_name in engines:
+        mine = [row for row in runs if row["engine"] == engine_name]
+        calls = sum(row["calls_per_conversation"] * row["conversations"] for row in mine)
+        cpu = sum(row["cpu_s"] - row["model_cpu_s"] for row in mine)
+        capacity[engine_name] = round(calls / cpu, 1)
+
+    targets = {
+        f"{row['engine']}@{row['concurrency']}": {
+            "efficiency": row["efficiency"],
+            "target": TARGET_EFFICIENCY[row["concurrency"]],
+            "met": row["efficiency"] >= TARGET_EFFICIENCY[row["concurrency"]],
+        }
+        for row in runs
+        if row["concurrency"] in TARGET_EFFICIENCY and latency_ms == DEFAULT_LATENCY_MS
+    }
+    return {
+        "runs": runs,
+        "calls_per_cpu_second": capacity,
+        "targets": targets,
+        "method": {
+            "spec": common.DEFAULT_SPEC,
+            "latency_ms": latency_ms,
+            "latency_jitter_ms": jitter_ms,
+            "runner": "engine directly (asyncio.Semaphore)" if direct else "BatchProcessor",
+            "evaluation": "off",
+            "bound_per_s": "concurrency / (model calls per conversation x latency)",
+            "calls_per_cpu_second": "model calls / (process CPU - simulated model CPU), all runs",
+        },
+    }
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = [
+        (
+            row["engine"],
+            row["concurrency"],
+            row["conversations"],
+            row["calls_per_conversation"],
+            row["wall_s"],
+            row["conversations_per_s"],
+            row["bound_per_s"],
+            row["efficiency"],
+            row["schedule_efficiency"],
+            row["calls_per_cpu_second"],
+        )
+        for row in results["runs"]
+    ]
+    capacity = ", ".join(
+        f"{engine} {value:.0f}" for engine, value in results["calls_per_cpu_second"].items()
+    )
+    return common.markdown_table(
+        (
+            "engine",
+            "concurrency",
+            "conversations",
+            "calls/conv",
+            "wall s",
+            "conv/s",
+            "bound conv/s",
+            "efficiency",
+            "schedule efficiency",
+            "calls per CPU-s",
+        ),
+        rows,
+    ) + (
+        f"\n\nlatency {results['method']['latency_ms']:.0f} ms, "
+        f"runner: {results['method']['runner']}; model calls per CPU-second: {capacity}"
+    )
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = common.parser(NAME, __doc__.splitlines()[0])
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=None,
+        help=f"model latency (default {DEFAULT_LATENCY_MS:.0f}; {QUICK_LATENCY_MS:.0f} with --quick)",
+    )
+    parser.add_argument("--jitter-ms", type=float, default=0.0, help="uniform +/- latency jitter")
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=None, help="concurrency levels to run"
+    )
+    parser.add_argument(
+        "--engines", nargs="+", default=list(common.ENGINE_NAMES), choices=common.ENGINE_NAMES
+    )
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="run the engines directly under a semaphore instead of through the BatchProcessor",
+    )
+    args = parser.parse_args(argv)
+    latency = args.latency_ms
+    if latency is None:
+        latency = QUICK_LATENCY_MS if args.quick else DEFAULT_LATENCY_MS
+    concurrencies = args.concurrency or (QUICK_CONCURRENCY if args.quick else FULL_CONCURRENCY)
+    direct = args.direct or not common.processor_available()
+    started = time.perf_counter()
+    results = common.run(
+        lambda: measure(
+            concurrencies, args.engines, latency, args.jitter_ms, quick=args.quick, direct=direct
+        )
+    )
+    results["method"]["seconds"] = round(time.perf_counter() - started, 1)
+    path = common.write_results(NAME, results, quick=args.quick, out=args.out)
+    common.report(
+        "Throughput: conversations per second against the latency bound", table(results), path
+    )
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Simulate and A/B-test multi-agent customer-service bots.
+
+The public API is re-exported here. Names are imported on first use (PEP 562) so that the
+command line starts fast: AutoGen and the `openai` SDK take over a second to import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    # contract
+    "ConversationEngine": "conversation_engine.contract",
+    "ConversationResult": "conversation_engine.contract",
+    "ConversationStatus": "conversation_engine.contract",
+    "HistoryEntry": "conversation_engine.contract",
+    "ToolCall": "conversation_engine.contract",
+    "FunctionCall": "conversation_engine.contract",
+    "Usage": "conversation_engine.contract",
+    "contract_violations": "conversation_engine.contract",
+    "safe_parse_tool_result": "conversation_engine.contract",
+    # errors
+    "UserInputError": "conversation_engine.errors",
+    "ScenarioError": "conversation_engine.errors",
+    "SpecError": "conversation_engine.errors",
+    "TemplateVariableError": "conversation_engine.errors",
+    "UnknownToolError": "conversation_engine.errors",
+    "APIBlockedError": "conversation_engine.errors",
+    # configuration and endpoint
+    "Settings": "conversation_engine.settings",
+    "get_settings": "conversation_engine.settings",
+    "OpenAIWrapper": "conversation_engine.llm",
+    # specs and scenarios
+    "PromptSpec": "conversation_engine.specs",
+    "AgentSpec": "conversation_engine.specs",
+    "load_prompt_spec": "conversation_engine.specs",
+    "list_prompt_specs": "conversation_engine.specs",
+    "Scenario": "conversation_engine.scenario",
+    "load_scenarios": "conversation_engine.scenario",
+    "prepare_variables": "conversation_engine.scenario",
+    # tools
+    "ToolBackend": "conversation_engine.tools.base",
+    "ToolCatalogue": "conversation_engine.tools.catalogue",
+    "EmulatedShop": "conversation_engine.tools.shop",
+    "HttpToolBackend": "conversation_engine.tools.http",
+    "PythonTool": "conversation_engine.tools.python_tools",
+    "PythonToolBackend": "conversation_engine.tools.python_tools",
+    "python_tool": "conversation_engine.tools.python_tools",
+    "SessionTools": "conversation_engine.tools.session",
+    "AutogenToolFactory": "conversation_engine.tools.factory",
+    # engines
+    "AutogenConversationEngine": "conversation_engine.autogen.engine",
+    "AutogenMASFactory": "conversation_engine.autogen.mas_factory",
+    "ConversationAdapter": "conversation_engine.autogen.adapter",
+    "SimulatedClient": "conversation_engine.autogen.client",
+    "LegacyConversationEngine": "conversation_engine.legacy.engine",
+    # offline model
+    "SimulatedLLMTransport": "conversation_engine.simulated_llm",
+    "SimulationConfig": "conversation_engine.simulated_llm",
+    "Fault": "conversation_engine.simulated_llm",
+}
+
+__all__ = [
+    "APIBlockedError",
+    "AgentSpec",
+    "AutogenConversationEngine",
+    "AutogenMASFactory",
+    "AutogenToolFactory",
+    "ConversationAdapter",
+    "ConversationEngine",
+    "ConversationResult",
+    "ConversationStatus",
+    "EmulatedShop",
+    "Fault",
+    "FunctionCall",
+    "HistoryEntry",
+    "HttpToolBackend",
+    "LegacyConversationEngine",
+    "OpenAIWrapper",
+    "PromptSpec",
+    "PythonTool",
+    "PythonToolBackend",
+    "Scenario",
+    "ScenarioError",
+    "SessionTools",
+    "Settings",
+    "SimulatedClient",
+    "SimulatedLLMTransport",
+    "SimulationConfig",
+    "SpecError",
+    "TemplateVariableError",
+    "ToolBackend",
+    "ToolCall",
+    "ToolCatalogue",
+    "UnknownToolError",
+    "Usage",
+    "UserInputError",
+    "contract_violations",
+    "get_settings",
+    "list_prompt_specs",
+    "load_prompt_spec",
+    "load_scenarios",
+    "prepare_variables",
+    "python_tool",
+    "safe_parse_tool_result",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'conversation_engine' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from conversation_engine.autogen.adapter import ConversationAdapter
+    from conversation_engine.autogen.client import SimulatedClient
+    from conversation_engine.autogen.engine import AutogenConversationEngine
+    from conversation_engine.autogen.mas_factory import AutogenMASFactory
+    from conversation_engine.contract import (
+        ConversationEngine,
+        ConversationResult,
+        ConversationStatus,
+        FunctionCall,
+        HistoryEntry,
+        ToolCall,
+        Usage,
+        contract_violations,
+        safe_parse_tool_result,
+    )
+    from conversation_engine.errors import (
+        APIBlockedError,
+        ScenarioError,
+        SpecError,
+        TemplateVariableError,
+        UnknownToolError,
+        UserInputError,
+    )
+    from conversation_engine.legacy.engine import LegacyConversationEngine
+    from conversation_engine.llm import OpenAIWrapper
+    from conversation_engine.scenario import Scenario, load_scenarios, prepare_variables
+    from conversation_engine.settings import Settings, get_settings
+    from conversation_engine.simulated_llm import Fault, SimulatedLLMTransport, SimulationConfig
+    from conversation_engine.specs import AgentSpec, PromptSpec, list_prompt_specs, load_prompt_spec
+    from conversation_engine.tools.base import ToolBackend
+    from conversation_engine.tools.catalogue import ToolCatalogue
+    from conversation_engine.tools.factory import AutogenToolFactory
+    from conversation_engine.tools.http import HttpToolBackend
+    from conversation_engine.tools.python_tools import PythonTool, PythonToolBackend, python_tool
+    from conversation_engine.tools.session import SessionTools
+    from conversation_engine.tools.shop import EmulatedShop

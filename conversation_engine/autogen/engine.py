@@ -1,0 +1,336 @@
+"""`AutogenConversationEngine`: the legacy contract, with the bot run as an AutoGen Swarm.
+
+One conversation, end to end: the scenario's variables are enriched and its session id decided
+once; the spec is formatted strictly; tools are bound to the session; a Swarm is built; then
+the agent side (one `Swarm.run_stream` per exchange, resumed with a `HandoffMessage` from the
+client to the agent that spoke last) and the simulated client (outside the team) take turns
+until someone ends the call, `max_turns` exchanges are done, or the wall-clock bound expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from autogen_agentchat.base import TaskResult
+from autogen_agentchat.messages import (
+    BaseAgentEvent,
+    BaseChatMessage,
+    HandoffMessage,
+    ModelClientStreamingChunkEvent,
+    TextMessage,
+    ToolCallExecutionEvent,
+    ToolCallRequestEvent,
+)
+from autogen_agentchat.teams import Swarm
+from autogen_core import CancellationToken
+from autogen_core.models import ChatCompletionClient, RequestUsage
+from autogen_core.tools import BaseTool
+
+from conversation_engine.autogen.adapter import ConversationAdapter
+from conversation_engine.autogen.client import SimulatedClient
+from conversation_engine.autogen.mas_factory import (
+    MODEL_CALL_CAP_REASON,
+    TERMINATE_WORD,
+    AutogenMASFactory,
+)
+from conversation_engine.contract import CLIENT_SPEAKER, END_CALL_TOOL
+from conversation_engine.llm import OpenAIWrapper, as_blocked_error, estimate_cost
+from conversation_engine.outcome import ConversationOutcome, seed_of, unwrap_error
+from conversation_engine.scenario import default_client_data, parse_scenario, prepare_variables
+from conversation_engine.settings import Settings, get_settings
+from conversation_engine.specs import PromptSpec, load_prompt_spec
+from conversation_engine.tools.base import ToolBackend
+from conversation_engine.tools.default import default_tool_backend
+from conversation_engine.tools.factory import AutogenToolFactory
+from conversation_engine.tools.session import SessionTools
+
+logger = logging.getLogger(__name__)
+
+AutogenMessage = BaseAgentEvent | BaseChatMessage
+
+#: Errors after which one more attempt from the last checkpoint is worth it.
+TRANSIENT_ERRORS = frozenset(
+    {"APIConnectionError", "APITimeoutError", "InternalServerError", "RateLimitError"}
+)
+
+
+class AutogenConversationEngine:
+    """Drop-in replacement for the legacy `ConversationEngine`, running the bot as a Swarm.
+
+    Construction loads and validates the prompt spec (a bad spec raises `SpecError` at once).
+    One engine serves any number of concurrent conversations: all per-conversation state
+    (team, agents, model client, tools, client) is built fresh for each.
+
+    Options: `tool_backend` (default: the emulated shop, or the HTTP tool API when
+    `TOOLS_URL` is set), `client_data` (the client-data source used for enrichment),
+    `swarm_retries` (extra attempts after a transient model error, each on a team rebuilt
+    from the last checkpoint), `settings`.
+    """
+
+    def __init__(
+        self,
+        openai_wrapper: OpenAIWrapper,
+        prompt_spec_name: str = "default_prompts",
+        *,
+        tool_backend: ToolBackend | None = None,
+        client_data: Any = None,
+        swarm_retries: int = 1,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.openai = openai_wrapper
+        self.prompt_spec_name = prompt_spec_name
+        self.tool_backend = tool_backend or default_tool_backend(
+            self.settings, openai_wrapper.http_client
+        )
+        catalogue_names = SessionTools("validation", self.tool_backend).catalogue.names
+        self.prompt_specification: PromptSpec = load_prompt_spec(
+            prompt_spec_name, spec_dir=self.settings.PROMPTS_DIR, tool_names=catalogue_names
+        )
+        self.client_data = client_data or default_client_data(
+            self.settings, openai_wrapper.http_client
+        )
+        self.swarm_retries = swarm_retries
+
+    async def run_conversation(
+        self, scenario: dict[str, Any], max_turns: int | None = None, timeout_sec: int | None = None
+    ) -> dict[str, Any]:
+        """Basic mode: the entry agent alone, no tools and no handoffs; speakers `agent`/`client`."""
+        return await self._run(scenario, max_turns, timeout_sec, basic=True)
+
+    async def run_conversation_with_tools(
+        self, scenario: dict[str, Any], max_turns: int | None = None, timeout_sec: int | None = None
+    ) -> dict[str, Any]:
+        """Tools mode: the spec's agents with their tools and handoffs; speakers `agent_<id>`/`client`."""
+        return await self._run(scenario, max_turns, timeout_sec, basic=False)
+
+    async def _run(
+        self, scenario: Any, max_turns: int | None, timeout_sec: float | None, *, basic: bool
+    ) -> dict[str, Any]:
+        turns_limit = self.settings.resolve_max_turns(max_turns)
+        timeout = self.settings.resolve_timeout(timeout_sec)
+        name = scenario.get("name") if isinstance(scenario, Mapping) else None
+        outcome = ConversationOutcome(
+            scenario_name=str(name or "unknown"), tools_used=not basic, engine=type(self).__name__
+        )
+        conversation: _SwarmConversation | None = None
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                parsed = parse_scenario(scenario)
+                variables, outcome.session_id = await prepare_variables(
+                    parsed, client_data=self.client_data
+                )
+                outcome.seed = seed_of(variables)
+                spec = self.prompt_specification.format(variables)
+                conversation = _SwarmConversation(
+                    self, spec, outcome, basic=basic, greeting=_greeting(variables)
+                )
+                await conversation.play(turns_limit)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            return self._finish(conversation, outcome).timed_out(timeout)
+        except Exception as error:  # every failure becomes a result; cancellation still propagates
+            blocked = as_blocked_error(error)
+            logger.warning("Conversation %s failed: %s", outcome.session_id, unwrap_error(error)[0])
+            context = {
+                "max_turns": turns_limit,
+                "timeout_sec": timeout,
+                "spec_name": self.prompt_spec_name,
+            }
+            return self._finish(conversation, outcome).failed(blocked or error, **context)
+        return self._finish(conversation, outcome).completed()
+
+    def _finish(
+        self, conversation: _SwarmConversation | None, outcome: ConversationOutcome
+    ) -> ConversationOutcome:
+        if conversation is not None:
+            conversation.record(outcome)
+        outcome.usage.cost_usd = estimate_cost(
+            self.openai.model, outcome.usage.prompt_tokens, outcome.usage.completion_tokens
+        )
+        return outcome
+
+
+def _greeting(variables: Mapping[str, Any]) -> str | None:
+    text = variables.get("client_greeting") or variables.get("GREETING")
+    return str(text) if text else None
+
+
+class _SwarmConversation:
+    """One conversation's team, client and transcript. Never shared, never reused."""
+
+    def __init__(
+        self,
+        engine: AutogenConversationEngine,
+        spec: PromptSpec,
+        outcome: ConversationOutcome,
+        *,
+        basic: bool,
+        greeting: str | None,
+    ) -> None:
+        self.spec = spec
+        self.outcome = outcome
+        self.basic = basic
+        self.greeting = greeting
+        self.retries = engine.swarm_retries
+        self.model_client: ChatCompletionClient = engine.openai.create_autogen_client(
+            seed=outcome.seed
+        )
+        self.factory = AutogenMASFactory(
+            outcome.session_id, max_internal_messages=engine.settings.MAX_INTERNAL_MESSAGES
+        )
+        tool_names = sorted(
+            {name for agent_id in spec.service_agent_ids for name in spec.agents[agent_id].tools}
+        )
+        self.tools: list[BaseTool] = (
+            []
+            if basic
+            else AutogenToolFactory(outcome.session_id, engine.tool_backend).get_tools_for_agent(
+                tool_names
+            )
+        )
+        agent_ids = [spec.entry_agent_id] if basic else spec.service_agent_ids
+        self.adapter = ConversationAdapter(
+            {spec.autogen_name(a): a for a in agent_ids}, basic=basic
+        )
+        client_spec = spec.client
+        assert client_spec is not None, "validated specs always have a client"
+        self.client = SimulatedClient(client_spec.prompt, self.model_client)
+        self.team = self._build_team()
+        self.checkpoint: Mapping[str, Any] | None = None
+        self.messages: list[AutogenMessage] = []
+        self.last_agent = spec.autogen_name(spec.entry_agent_id)
+        self.internal_cap_hits = 0
+
+    def _build_team(self) -> Swarm:
+        return self.factory.create_swarm_team(
+            self.spec, self.tools, self.model_client, basic=self.basic
+        )
+
+    async def play(self, max_turns: int) -> None:
+        client_opens = self.greeting is not None
+        pending = self.client.say_first(self.greeting).text if self.greeting else None
+        for exchange in range(1, max_turns + 1):
+            task = None if pending is None else self._client_message(pending)
+            run = await self._agent_turn(task)
+            if self._agent_ended_call(run):
+                self.outcome.end_reason = "agent_end_call"
+                return
+            if client_opens and exchange == max_turns:
+                break
+            reply = await self.client.reply(self.adapter.spoken_text(run))
+            self._count(reply.usage)
+            if reply.end_call is not None:
+                self.messages.append(
+                    ToolCallRequestEvent(
+                        source=CLIENT_SPEAKER, content=[reply.end_call], created_at=reply.created_at
+                    )
+                )
+                self.outcome.end_reason = "client_end_call"
+                return
+            pending = reply.text
+            if exchange == max_turns:
+                # The client's last words are part of the transcript even though no run follows.
+                self.messages.append(self._client_message(pending))
+        self.outcome.end_reason = "max_turns"
+
+    def _client_message(self, text: str) -> HandoffMessage:
+        return HandoffMessage(source=CLIENT_SPEAKER, target=self.last_agent, content=text)
+
+    async def _agent_turn(self, task: HandoffMessage | None) -> list[AutogenMessage]:
+        """One Swarm run; messages are kept as they arrive, so a failure keeps what was said."""
+        for attempt in range(self.retries + 1):
+            mark = len(self.messages)
+            try:
+                stop_reason = await self._stream_run(task)
+            except Exception as error:
+                # AutoGen 0.7.5 leaves a team whose agent raised unusable: never run it again.
+                error_type, _ = unwrap_error(error)
+                if attempt < self.retries and error_type in TRANSIENT_ERRORS:
+                    logger.info("Retrying turn of %s after %s", self.outcome.session_id, error_type)
+                    del self.messages[mark:]
+                    await self._rebuild()
+                    continue
+                raise
+            run = self.messages[mark:]
+            self._after_run(run, stop_reason)
+            if self.retries:
+                self.checkpoint = await self.team.save_state()
+            return run
+        raise AssertionError("unreachable")
+
+    async def _stream_run(self, task: HandoffMessage | None) -> str:
+        """Run the team once, appending its messages; cancellable mid model or tool call.
+
+        Cancelling a task that iterates `run_stream` is not enough: the stream's cleanup
+        waits for the team's runtime to go idle, i.e. for the in-flight model call to end.
+        So the stream is consumed in its own task, and on cancellation the run's
+        `CancellationToken` is cancelled first, which aborts the call inside the runtime.
+        """
+        token = CancellationToken()
+        stop_reason: list[str] = []
+
+        async def consume() -> None:
+            async for item in self.team.run_stream(task=task, cancellation_token=token):
+                if isinstance(item, TaskResult):
+                    stop_reason.append(item.stop_reason or "")
+                elif not isinstance(item, ModelClientStreamingChunkEvent):
+                    self.messages.append(item)
+                    if item.models_usage is not None:
+                        self._count(item.models_usage)
+
+        consumer = asyncio.ensure_future(consume())
+        try:
+            await asyncio.shield(consumer)
+        except asyncio.CancelledError:
+            token.cancel()
+            consumer.cancel()
+            with contextlib.suppress(BaseException):
+                await consumer
+            raise
+        return stop_reason[0] if stop_reason else ""
+
+    async def _rebuild(self) -> None:
+        self.team = self._build_team()
+        if self.checkpoint is not None:
+            await self.team.load_state(self.checkpoint)
+
+    def _after_run(self, run: list[AutogenMessage], stop_reason: str) -> None:
+        self.last_agent = self.adapter.last_agent(run, self.last_agent)
+        if stop_reason.startswith(MODEL_CALL_CAP_REASON) and not (
+            run and isinstance(run[-1], TextMessage)
+        ):
+            # The per-turn cap stopped an agent mid tool loop: the turn is recorded as it
+            # stands (its tool calls, no text) and the conversation goes on.
+            self.internal_cap_hits += 1
+            logger.warning(
+                "Session %s: internal message cap hit (%s)", self.outcome.session_id, stop_reason
+            )
+
+    @staticmethod
+    def _agent_ended_call(run: list[AutogenMessage]) -> bool:
+        for message in run:
+            if message.source == CLIENT_SPEAKER:
+                continue
+            if isinstance(message, ToolCallExecutionEvent) and any(
+                result.name == END_CALL_TOOL and not result.is_error for result in message.content
+            ):
+                return True
+            if isinstance(message, TextMessage) and TERMINATE_WORD in message.content:
+                return True
+        return False
+
+    def _count(self, usage: RequestUsage) -> None:
+        self.outcome.usage.add(usage.prompt_tokens, usage.completion_tokens)
+
+    def record(self, outcome: ConversationOutcome) -> None:
+        """Put the transcript so far on the outcome (called on success and on failure)."""
+        outcome.history = self.adapter.to_history(self.messages)
+        if self.internal_cap_hits:
+            outcome.extra["internal_cap_hits"] = self.internal_cap_hits

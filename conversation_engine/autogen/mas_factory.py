@@ -1,0 +1,194 @@
+"""`AutogenMASFactory`: builds one conversation's AutoGen Swarm from a formatted prompt spec."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.base import Handoff, TerminatedException, TerminationCondition
+from autogen_agentchat.conditions import (
+    FunctionCallTermination,
+    HandoffTermination,
+    TextMentionTermination,
+    TextMessageTermination,
+)
+from autogen_agentchat.messages import (
+    BaseAgentEvent,
+    BaseChatMessage,
+    HandoffMessage,
+    StopMessage,
+    ToolCallRequestEvent,
+    ToolCallSummaryMessage,
+)
+from autogen_agentchat.teams import Swarm
+from autogen_core.models import ChatCompletionClient
+from autogen_core.tools import BaseTool
+
+from conversation_engine.contract import CLIENT_SPEAKER, END_CALL_TOOL
+from conversation_engine.settings import get_settings
+from conversation_engine.specs import PromptSpec
+from conversation_engine.tools.catalogue import handoff_description, handoff_tool_name
+
+#: What an agent says to end the call without the `end_call` tool (AutoGen's convention).
+TERMINATE_WORD = "TERMINATE"
+
+USER_HANDOFF_DESCRIPTION = (
+    "Hand the conversation back to the customer when you need their answer. Prefer simply "
+    "replying in text; use this only if you have nothing to say."
+)
+
+
+#: How a `ModelCallCap` stop reason starts; the engine recognises cap hits by it.
+MODEL_CALL_CAP_REASON = "Maximum number of model calls"
+
+
+class ModelCallCap(TerminationCondition):
+    """Stops a Swarm run once its agents have made `max_calls` model calls.
+
+    AutoGen's `MaxMessageTermination` counts chat messages, and a tool loop inside one agent
+    yields a single summary message however many model calls it made, so it cannot bound a
+    model that never stops calling tools. Each model call of an agent shows up as exactly one
+    `ToolCallRequestEvent` (it called tools) or one text message (it spoke); summaries and
+    handoff messages are the consequences of a request already counted. The check runs
+    between agent responses, so the agents' `max_tool_iterations` bounds the calls inside one.
+    """
+
+    def __init__(self, max_calls: int, agent_names: Sequence[str]) -> None:
+        self._max_calls = max_calls
+        self._agents = frozenset(agent_names)
+        self._calls = 0
+
+    @property
+    def terminated(self) -> bool:
+        return self._calls >= self._max_calls
+
+    async def __call__(
+        self, messages: Sequence[BaseAgentEvent | BaseChatMessage]
+    ) -> StopMessage | None:
+        if self.terminated:
+            raise TerminatedException("Model call cap already reached")
+        self._calls += sum(1 for message in messages if self._is_model_call(message))
+        if self.terminated:
+            return StopMessage(
+                content=f"{MODEL_CALL_CAP_REASON} ({self._max_calls}) in one turn reached",
+                source="ModelCallCap",
+            )
+        return None
+
+    def _is_model_call(self, message: BaseAgentEvent | BaseChatMessage) -> bool:
+        if message.source not in self._agents:
+            return False
+        if isinstance(message, ToolCallRequestEvent):
+            return True
+        return isinstance(message, BaseChatMessage) and not isinstance(
+            message, ToolCallSummaryMessage | HandoffMessage
+        )
+
+    async def reset(self) -> None:
+        self._calls = 0
+
+
+def handoff_message(target: str) -> str:
+    """The text a handoff leaves in the team's thread (`HandoffMessage.content`)."""
+    return f"Transferred to {target}, adopting the role of {target} immediately."
+
+
+class AutogenMASFactory:
+    """Builds the Swarm of one conversation; a new factory and team per session.
+
+    The client and the evaluator are never participants: the simulated client talks to the
+    team from outside, so an agent's handoff to it stops the run (`HandoffTermination`).
+    """
+
+    def __init__(self, session_id: str, *, max_internal_messages: int | None = None) -> None:
+        self.session_id = session_id
+        self.max_internal_messages = max_internal_messages or get_settings().MAX_INTERNAL_MESSAGES
+
+    def create_swarm_team(
+        self,
+        spec: PromptSpec,
+        tools: Sequence[BaseTool],
+        model_client: ChatCompletionClient,
+        user_handoff_target: str = CLIENT_SPEAKER,
+        *,
+        basic: bool = False,
+    ) -> Swarm:
+        """A Swarm of the spec's service agents, entry agent first.
+
+        `spec` must already be formatted with the scenario's variables. Each agent gets the
+        tools its spec lists (picked by name from `tools`), `handoff_<target>` handoffs with
+        the spec's descriptions plus one to `user_handoff_target`. `basic=True` builds the
+        entry agent alone, with no tools and no handoffs.
+        """
+        agent_ids = [spec.entry_agent_id] if basic else spec.service_agent_ids
+        agents = [
+            self._create_agent(spec, agent_id, tools, model_client, user_handoff_target, basic)
+            for agent_id in agent_ids
+        ]
+        names = [agent.name for agent in agents]
+        return Swarm(
+            agents, termination_condition=self.create_termination(names, user_handoff_target)
+        )
+
+    def _create_agent(
+        self,
+        spec: PromptSpec,
+        agent_id: str,
+        tools: Sequence[BaseTool],
+        model_client: ChatCompletionClient,
+        user_handoff_target: str,
+        basic: bool,
+    ) -> AssistantAgent:
+        agent = spec.agents[agent_id]
+        agent_tools: list[BaseTool] = []
+        handoffs: list[Handoff] = []
+        if not basic:
+            by_name = {tool.name: tool for tool in tools}
+            agent_tools = [by_name[name] for name in agent.tools if name in by_name]
+            for target, description in agent.handoffs.items():
+                name = spec.autogen_name(target)
+                handoffs.append(
+                    Handoff(
+                        target=name,
+                        name=handoff_tool_name(name),
+                        description=handoff_description(target, description),
+                        message=handoff_message(target),
+                    )
+                )
+            handoffs.append(
+                Handoff(
+                    target=user_handoff_target,
+                    name=handoff_tool_name(user_handoff_target),
+                    description=USER_HANDOFF_DESCRIPTION,
+                    message=handoff_message(user_handoff_target),
+                )
+            )
+        return AssistantAgent(
+            spec.autogen_name(agent_id),
+            model_client,
+            tools=agent_tools or None,
+            handoffs=handoffs or None,
+            system_message=agent.prompt,
+            description=agent.description or f"Agent {agent_id}",
+            reflect_on_tool_use=False,
+            # Tool loops are bounded per agent rather than by the team-wide message count,
+            # and looping inside the agent avoids a Swarm round per tool call.
+            max_tool_iterations=self.max_internal_messages,
+        )
+
+    def create_termination(
+        self, agent_names: Sequence[str], user_handoff_target: str = CLIENT_SPEAKER
+    ) -> TerminationCondition:
+        """Stop when an agent speaks to the client, ends the call, or hits the per-turn cap.
+
+        The cap counts model calls, as the legacy engine does (`MAX_INTERNAL_MESSAGES`).
+
+        Text termination is scoped to each agent: an unscoped one would also fire on the
+        task message itself.
+        """
+        condition: TerminationCondition = HandoffTermination(target=user_handoff_target)
+        for name in agent_names:
+            condition = condition | TextMessageTermination(source=name)
+        condition = condition | FunctionCallTermination(END_CALL_TOOL)
+        condition = condition | TextMentionTermination(TERMINATE_WORD, sources=list(agent_names))
+        return condition | ModelCallCap(self.max_internal_messages, agent_names)

@@ -1,0 +1,633 @@
+"""`BatchProcessor`: many scenarios through one engine, bounded concurrency, scores, durable rows.
+
+The legacy API (`create_batch_job`, `run_batch`, `get_batch_status`, `get_batch_results`,
+`cancel_batch`, `cleanup_completed_jobs`) with these additions:
+
+* any engine honouring the contract (`autogen`, `legacy`, `package.module:Class`), constructed
+  once per batch and spec, so a bad engine or spec is an error before anything runs;
+* `max_turns` / `timeout_sec` are passed to the engine (legacy never passed them);
+* `repeat=k` trials per scenario, trial i seeded `SEED + i` (see `rows.trial_scenario`);
+* every finished row is appended durably to `results.ndjson` at once, and `resume_batch` runs
+  only the scenario-trials missing from it, so after a crash or kill each runs exactly once;
+* `cancel_batch` stops launching runs and cancels those in flight; rows already written stay
+  and a resume finishes the rest.
+
+Nothing one scenario does stops the batch: an exception escaping the engine becomes a
+`failed` row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from conversation_engine.batch.evaluator import EVALUATED_STATUSES, ConversationEvaluator
+from conversation_engine.batch.job import BatchJob, BatchProgress, BatchStatus
+from conversation_engine.batch.rows import build_row, exception_result, is_failed, trial_scenario
+from conversation_engine.batch.storage import (
+    BatchNotFoundError,
+    ResultsLog,
+    ResultStorage,
+    now_iso,
+    row_key,
+    sorted_rows,
+)
+from conversation_engine.contract import contract_violations
+from conversation_engine.engines import create_engine, engine_label, resolve_engine
+from conversation_engine.errors import UserInputError
+from conversation_engine.scenario import Scenario, parse_scenario
+from conversation_engine.settings import Settings, get_settings
+from conversation_engine.specs import PromptSpec
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], Any]
+"""Legacy: `(completed, total)` after each finished run; may be sync or async."""
+ProgressListener = Callable[[BatchProgress], Any]
+"""Richer: a `BatchProgress` whenever a run starts or finishes; may be sync or async."""
+
+# Legacy sub-progress weights of a run in flight, by stage.
+_STAGE_STARTED = 0.1
+_STAGE_CONVERSATION = 0.4
+_STAGE_EVALUATION = 0.8
+
+#: Seconds between two saves of batch.json while runs finish (state changes always save).
+_SAVE_INTERVAL = 0.5
+
+
+class BatchProcessor:
+    """Runs batches of scenarios through one engine with bounded concurrency.
+
+    `openai_wrapper`: an `OpenAIWrapper` (default `OpenAIWrapper.from_settings()`, which is the
+    simulated LLM when no key or base URL is configured), or, as in the legacy signature, an
+    OpenAI API key string. `concurrency`: conversations in flight at once (default
+    `CONCURRENCY`), shared by all batches of this processor. `engine`: `autogen`, `legacy` or
+    `package.module:Class`. `output_dir`: where batch folders go (default `RESULTS_DIR`).
+    `max_turns` / `timeout_sec`: passed to every conversation (None: the engine's defaults).
+    `tool_backend`: passed to engines that accept it. `evaluate`: score completed and
+    timed-out conversations with the spec's evaluator.
+    """
+
+    def __init__(
+        self,
+        openai_wrapper: Any = None,
+        concurrency: int | None = None,
+        *,
+        engine: str = "autogen",
+        output_dir: Any = None,
+        max_turns: int | None = None,
+        timeout_sec: float | None = None,
+        tool_backend: Any = None,
+        evaluate: bool = True,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self._owns_wrapper = not _is_wrapper(openai_wrapper)
+        self.openai = _make_wrapper(openai_wrapper, self.settings)
+        self.concurrency = concurrency if concurrency is not None else self.settings.CONCURRENCY
+        if self.concurrency < 1:
+            raise UserInputError(
+                f"Concurrency must be at least 1 (got {self.concurrency}); it is how many "
+                "conversations run at once."
+            )
+        self.engine_class = resolve_engine(engine)
+        self.engine = engine_label(self.engine_class)
+        self.storage = ResultStorage(output_dir or self.settings.RESULTS_DIR)
+        self.max_turns = max_turns
+        self.timeout_sec = timeout_sec
+        self.tool_backend = tool_backend
+        self.evaluate = evaluate
+        self._explicit_settings = settings
+        self.jobs: dict[str, BatchJob] = {}
+        self._engines: dict[tuple[str, str], Any] = {}
+        self._evaluators: dict[tuple[str, str], ConversationEvaluator] = {}
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._semaphores = weakref.WeakKeyDictionary()
+        self._tasks: dict[str, set[asyncio.Task[Any]]] = {}
+        self._loops: dict[str, asyncio.AbstractEventLoop] = {}
+        self._cancelled: set[str] = set()
+        self._last_save: dict[str, float] = {}
+
+    # ------------------------------------------------------------------------------ jobs
+
+    def create_batch_job(
+        self,
+        scenarios: Iterable[Mapping[str, Any] | Scenario],
+        prompt_version: str = "v1.0",
+        use_tools: bool = True,
+        prompt_spec_name: str = "default_prompts",
+        *,
+        repeat: int = 1,
+    ) -> str:
+        """Validate the scenarios, engine and spec, save the job; its batch id (a uuid4).
+
+        Raises `UserInputError` (a `ScenarioError`, a `SpecError`, ...) for anything wrong with
+        the input, before anything runs.
+        """
+        if repeat < 1:
+            raise UserInputError(f"repeat must be at least 1 (got {repeat}): trials per scenario.")
+        parsed = [
+            item.model_dump()
+            if isinstance(item, Scenario)
+            else parse_scenario(item, where=f"scenario [{index}]").model_dump()
+            for index, item in enumerate(scenarios)
+        ]
+        if not parsed:
+            raise UserInputError("The batch has no scenarios; give it at least one.")
+        job = BatchJob(
+            batch_id=str(uuid.uuid4()),
+            scenarios=parsed,
+            created_at=now_iso(),
+            prompt_version=prompt_version,
+            prompt_spec_name=prompt_spec_name,
+            use_tools=use_tools,
+            total_scenarios=len(parsed) * repeat,
+            engine=self.engine,
+            repeat=repeat,
+            max_turns=self.max_turns,
+            timeout_sec=self.timeout_sec,
+            evaluate=self.evaluate,
+        )
+        self._components(job)  # a bad engine or spec fails here, not in every run
+        self.jobs[job.batch_id] = job
+        self._save(job, force=True)
+        return job.batch_id
+
+    def get_batch_status(self, batch_id: str) -> dict[str, Any] | None:
+        """The job's state and counters (no scenarios, no results); None for an unknown id."""
+        try:
+            return self._job(batch_id).status_dict()
+        except BatchNotFoundError:
+            return None
+
+    def get_batch_results(self, batch_id: str) -> list[dict[str, Any]] | None:
+        """The rows so far, in scenario and trial order; None for an unknown id."""
+        try:
+            return sorted_rows(self._job(batch_id).results)
+        except BatchNotFoundError:
+            return None
+
+    def list_batches(self) -> list[dict[str, Any]]:
+        """The status of every batch in memory or in the output directory."""
+        ids = dict.fromkeys([*self.jobs, *self.storage.list_batch_ids()])
+        statuses = (self.get_batch_status(batch_id) for batch_id in ids)
+        return [status for status in statuses if status is not None]
+
+    def cancel_batch(self, batch_id: str, reason: str = "cancelled") -> bool:
+        """Stop a pending or running batch: no new runs start, runs in flight are cancelled.
+
+        Rows already written stay; `resume_batch` runs the rest. False if the batch is unknown
+        or already finished. Safe to call from another thread or a signal handler.
+        """
+        try:
+            job = self._job(batch_id)
+        except BatchNotFoundError:
+            return False
+        if job.status not in (BatchStatus.PENDING, BatchStatus.RUNNING):
+            return False
+        self._cancelled.add(batch_id)
+        job.status = BatchStatus.CANCELLED
+        job.current_stage = "cancelled"
+        job.error_message = reason
+        loop = self._loops.get(batch_id)
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._cancel_tasks, batch_id)
+        self._save(job, force=True)
+        return True
+
+    def cleanup_completed_jobs(self, max_age_hours: float = 24) -> int:
+        """Forget finished jobs older than `max_age_hours` (their files stay); how many."""
+        cutoff = time.time() - max_age_hours * 3600
+        stale = [
+            batch_id
+            for batch_id, job in self.jobs.items()
+            if job.status in (BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELLED)
+            and _timestamp(job.completed_at or job.created_at) < cutoff
+        ]
+        for batch_id in stale:
+            del self.jobs[batch_id]
+        return len(stale)
+
+    # ------------------------------------------------------------------------------ running
+
+    async def run_batch(
+        self,
+        batch_id: str,
+        progress_callback: ProgressCallback | None = None,
+        *,
+        on_progress: ProgressListener | None = None,
+    ) -> dict[str, Any]:
+        """Run a pending batch; `{batch_id, status, total_scenarios, successful_scenarios,
+        failed_scenarios, duration_seconds, results}` (plus `output_dir`)."""
+        job = self._job(batch_id)
+        if job.status is not BatchStatus.PENDING:
+            raise UserInputError(
+                f"Batch {batch_id} is {job.status.value}; only a pending batch can be run. "
+                "Use resume_batch (CLI: --resume) to finish an interrupted one."
+            )
+        pairs = [
+            (index, trial) for index in range(len(job.scenarios)) for trial in range(job.repeat)
+        ]
+        return await self._execute(job, pairs, progress_callback, on_progress)
+
+    async def resume_batch(
+        self,
+        batch_id: str,
+        progress_callback: ProgressCallback | None = None,
+        *,
+        on_progress: ProgressListener | None = None,
+    ) -> dict[str, Any]:
+        """Run the scenario-trials of a batch that have no row in `results.ndjson` yet.
+
+        Works after a crash, a kill or a cancel, in this process or a new one: the job is read
+        back from `batch.json`, the rows from `results.ndjson` (an incomplete last line does
+        not count). A batch with nothing missing just gets its exports written again.
+        """
+        if self._tasks.get(batch_id):
+            raise UserInputError(
+                f"Batch {batch_id} is running in this process; wait for it or cancel it first."
+            )
+        job = self._reload(batch_id)
+        done = {row_key(row) for row in job.results}
+        pairs = [
+            (index, trial)
+            for index in range(len(job.scenarios))
+            for trial in range(job.repeat)
+            if (index, trial) not in done
+        ]
+        job.resumed_count += 1
+        return await self._execute(job, pairs, progress_callback, on_progress)
+
+    async def _execute(
+        self,
+        job: BatchJob,
+        pairs: Sequence[tuple[int, int]],
+        progress_callback: ProgressCallback | None,
+        on_progress: ProgressListener | None,
+    ) -> dict[str, Any]:
+        batch_id = job.batch_id
+        engine, evaluator = self._components(job)
+        clock = time.monotonic()
+        self._cancelled.discard(batch_id)
+        job.status = BatchStatus.RUNNING
+        job.started_at = job.started_at or now_iso()
+        job.completed_at = None
+        job.error_message = None
+        job.current_stage = "initializing"
+        self._recount(job)
+        run = _RunState(job, progress_callback, on_progress)
+        with self.storage.lock(batch_id), self.storage.open_results(batch_id) as log:
+            self._save(job, force=True)
+            semaphore = self._semaphore()
+            self._loops[batch_id] = asyncio.get_running_loop()
+            tasks = {
+                asyncio.create_task(
+                    self._guarded_run(job, engine, evaluator, index, trial, semaphore, log, run),
+                    name=f"batch-{batch_id[:8]}-{index}-{trial}",
+                )
+                for index, trial in pairs
+            }
+            self._tasks[batch_id] = tasks
+            job.current_stage = "processing_scenarios"
+            try:
+                outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            except asyncio.CancelledError:
+                # The caller cancelled run_batch itself: stop the runs, keep what was written.
+                self._cancel_tasks(batch_id)
+                await asyncio.gather(*tasks, return_exceptions=True)
+                self._mark_cancelled(job, "the batch task was cancelled")
+                raise
+            finally:
+                self._tasks.pop(batch_id, None)
+                self._loops.pop(batch_id, None)
+            errors = [
+                outcome
+                for outcome in outcomes
+                if isinstance(outcome, BaseException)
+                and not isinstance(outcome, asyncio.CancelledError)
+            ]
+            if errors:
+                # Only our own machinery fails here (for example a full disk): stop loudly.
+                job.status = BatchStatus.FAILED
+                job.current_stage = "failed"
+                job.error_message = f"{type(errors[0]).__name__}: {errors[0]}"
+                job.completed_at = now_iso()
+                self._save(job, force=True)
+                raise errors[0]
+            if batch_id in self._cancelled:
+                self._mark_cancelled(job, job.error_message or "cancelled")
+            else:
+                job.current_stage = "finalizing"
+                self._save(job, force=True)
+                self.storage.write_exports(batch_id, job.results)
+                job.status = BatchStatus.COMPLETED
+                job.current_stage = "completed"
+                job.completed_at = now_iso()
+                job.progress_percentage = 100.0
+                self._save(job, force=True)
+        return {
+            "batch_id": batch_id,
+            "status": job.status.value,
+            "total_scenarios": job.total_scenarios,
+            "successful_scenarios": job.successful_scenarios,
+            "failed_scenarios": job.failed_scenarios,
+            "duration_seconds": round(time.monotonic() - clock, 3),
+            "results": sorted_rows(job.results),
+            "output_dir": str(self.storage.batch_dir(batch_id)),
+        }
+
+    async def _guarded_run(
+        self,
+        job: BatchJob,
+        engine: Any,
+        evaluator: ConversationEvaluator | None,
+        index: int,
+        trial: int,
+        semaphore: asyncio.Semaphore,
+        log: ResultsLog,
+        run: _RunState,
+    ) -> None:
+        async with semaphore:
+            if job.batch_id in self._cancelled:
+                return
+            key = (index, trial)
+            run.stage(key, _STAGE_STARTED)
+            await run.report(None)
+            try:
+                row = await self._run_one(job, engine, evaluator, index, trial, run)
+            except Exception as error:  # a bug outside the engine must not stop the batch either
+                logger.exception("Run %s of batch %s failed", key, job.batch_id)
+                scenario = job.scenarios[index]
+                row = build_row(
+                    exception_result(error, scenario, 0.0),
+                    scenario_index=index,
+                    trial=trial,
+                    seed=trial_scenario(scenario, trial)[1],
+                    evaluation=None,
+                    evaluate=job.evaluate,
+                    violations=[],
+                    extra=self._row_extra(job),
+                )
+            finally:
+                run.stage(key, None)
+            if job.batch_id in self._cancelled and is_failed(row):
+                # Most likely the cancellation itself, caught by the engine: let a resume rerun it.
+                return
+            # No await between here and the append: a cancel cannot split a row from its count.
+            log.append(row)
+            job.results.append(row)
+            self._recount(job)
+        self._save(job)
+        await run.report(row)
+
+    async def _run_one(
+        self,
+        job: BatchJob,
+        engine: Any,
+        evaluator: ConversationEvaluator | None,
+        index: int,
+        trial: int,
+        run: _RunState,
+    ) -> dict[str, Any]:
+        scenario, seed = trial_scenario(job.scenarios[index], trial)
+        method_name = "run_conversation_with_tools" if job.use_tools else "run_conversation"
+        started = time.monotonic()
+        run.stage((index, trial), _STAGE_CONVERSATION)
+        try:
+            result: Any = await getattr(engine, method_name)(
+                scenario, job.max_turns, job.timeout_sec
+            )
+            violations = contract_violations(result, basic_mode=not job.use_tools)
+        except Exception as error:  # engines must not raise; a batch survives one that does
+            logger.warning("%s raised on scenario %d: %r", method_name, index, error)
+            result = exception_result(error, scenario, time.monotonic() - started)
+            violations = [
+                f"{method_name} raised {type(error).__name__}: {error}; an engine must return a "
+                "'failed' result instead"
+            ]
+        if not isinstance(result, Mapping):
+            violations = [f"{method_name} returned a {type(result).__name__}, not a dict"]
+            result = exception_result(
+                TypeError(f"the engine returned a {type(result).__name__}, not a result dict"),
+                scenario,
+                time.monotonic() - started,
+            )
+        if "duration_seconds" not in result:
+            result = {**result, "duration_seconds": round(time.monotonic() - started, 3)}
+        evaluation = None
+        if evaluator is not None and result.get("status") in EVALUATED_STATUSES:
+            run.stage((index, trial), _STAGE_EVALUATION)
+            evaluation = await evaluator.evaluate_conversation(result, scenario.get("variables"))
+        return build_row(
+            result,
+            scenario_index=index,
+            trial=trial,
+            seed=seed,
+            evaluation=evaluation,
+            evaluate=job.evaluate,
+            violations=violations,
+            extra=self._row_extra(job),
+        )
+
+    # ------------------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _row_extra(job: BatchJob) -> dict[str, Any]:
+        return {
+            "engine": job.engine,
+            "prompt_version": job.prompt_version,
+            "batch_id": job.batch_id,
+        }
+
+    def _components(self, job: BatchJob) -> tuple[Any, ConversationEvaluator | None]:
+        """The batch's one engine (and evaluator), built once per engine and spec."""
+        key = (job.engine, job.prompt_spec_name)
+        engine = self._engines.get(key)
+        if engine is None:
+            engine_class = (
+                self.engine_class if job.engine == self.engine else resolve_engine(job.engine)
+            )
+            try:
+                engine = create_engine(
+                    engine_class,
+                    self.openai,
+                    job.prompt_spec_name,
+                    tool_backend=self.tool_backend,
+                    settings=self._explicit_settings,
+                )
+            except UserInputError:
+                raise
+            except Exception as error:
+                raise UserInputError(
+                    f"Engine '{job.engine}' could not be created with spec "
+                    f"'{job.prompt_spec_name}' ({type(error).__name__}: {error}); it must accept "
+                    "(openai_wrapper, prompt_spec_name)."
+                ) from error
+            self._engines[key] = engine
+        if not job.evaluate:
+            return engine, None
+        evaluator = self._evaluators.get(key)
+        if evaluator is None:
+            spec = getattr(engine, "prompt_specification", None)
+            evaluator = ConversationEvaluator(
+                self.openai,
+                job.prompt_spec_name,
+                spec=spec if isinstance(spec, PromptSpec) else None,
+            )
+            self._evaluators[key] = evaluator
+        return engine, evaluator
+
+    def _job(self, batch_id: str) -> BatchJob:
+        job = self.jobs.get(batch_id)
+        return job if job is not None else self._reload(batch_id)
+
+    def _reload(self, batch_id: str) -> BatchJob:
+        """The job as saved, with its rows read back from the results log."""
+        data = self.storage.load_job(batch_id)
+        try:
+            job = BatchJob.model_validate(data)
+        except ValueError as error:
+            raise BatchNotFoundError(
+                f"The batch file of {batch_id} in '{self.storage.root}' is not a batch job "
+                f"({error})."
+            ) from None
+        job.results = self.storage.read_results(batch_id)
+        self._recount(job)
+        self.jobs[batch_id] = job
+        return job
+
+    @staticmethod
+    def _recount(job: BatchJob) -> None:
+        job.completed_scenarios = len(job.results)
+        job.failed_scenarios = sum(is_failed(row) for row in job.results)
+        if job.total_scenarios:
+            job.progress_percentage = round(100 * job.completed_scenarios / job.total_scenarios, 1)
+
+    def _save(self, job: BatchJob, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_save.get(job.batch_id, 0.0) < _SAVE_INTERVAL:
+            return
+        self._last_save[job.batch_id] = now
+        self.storage.save_job(job.batch_id, job.model_dump(mode="json"))
+
+    def _mark_cancelled(self, job: BatchJob, reason: str) -> None:
+        job.status = BatchStatus.CANCELLED
+        job.current_stage = "cancelled"
+        job.error_message = reason
+        job.scenarios_in_progress = 0
+        self._save(job, force=True)
+
+    def _cancel_tasks(self, batch_id: str) -> None:
+        self._cancelled.add(batch_id)
+        for task in self._tasks.get(batch_id, ()):
+            task.cancel()
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        # One per event loop: a semaphore is bound to the loop that first waits on it.
+        loop = asyncio.get_running_loop()
+        semaphore = self._semaphores.get(loop)
+        if semaphore is None:
+            semaphore = self._semaphores[loop] = asyncio.Semaphore(self.concurrency)
+        return semaphore
+
+    async def aclose(self) -> None:
+        """Close the HTTP client of a wrapper this processor created itself."""
+        if self._owns_wrapper:
+            await self.openai.aclose()
+
+    async def __aenter__(self) -> BatchProcessor:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+
+class _RunState:
+    """Runs in flight of one execution, their stages, and progress reporting."""
+
+    def __init__(
+        self,
+        job: BatchJob,
+        progress_callback: ProgressCallback | None,
+        on_progress: ProgressListener | None,
+    ) -> None:
+        self.job = job
+        self.progress_callback = progress_callback
+        self.on_progress = on_progress
+        self.weights: dict[tuple[int, int], float] = {}
+
+    def stage(self, key: tuple[int, int], weight: float | None) -> None:
+        if weight is None:
+            self.weights.pop(key, None)
+        else:
+            self.weights[key] = weight
+        job = self.job
+        job.scenarios_in_progress = len(self.weights)
+        if self.weights:
+            job.current_stage = f"processing ({len(self.weights)} active)"
+        elif job.status is BatchStatus.RUNNING:
+            job.current_stage = "processing_scenarios"
+        if job.total_scenarios:
+            progress = (len(job.results) + sum(self.weights.values())) / job.total_scenarios
+            job.progress_percentage = round(100 * progress, 1)
+
+    async def report(self, row: dict[str, Any] | None) -> None:
+        job = self.job
+        if self.on_progress is not None:
+            event = BatchProgress(
+                batch_id=job.batch_id,
+                done=job.completed_scenarios,
+                failed=job.failed_scenarios,
+                active=len(self.weights),
+                total=job.total_scenarios,
+                row=row,
+            )
+            await _call(self.on_progress, event)
+        if row is not None and self.progress_callback is not None:
+            await _call(self.progress_callback, job.completed_scenarios, job.total_scenarios)
+
+
+async def _call(callback: Callable[..., Any], *args: Any) -> None:
+    """Call a sync or async callback; its errors are logged, never raised into the batch."""
+    try:
+        outcome = callback(*args)
+        if inspect.isawaitable(outcome):
+            await outcome
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("A batch progress callback raised; the batch goes on")
+
+
+def _is_wrapper(value: Any) -> bool:
+    return value is not None and not isinstance(value, str)
+
+
+def _make_wrapper(value: Any, settings: Settings) -> Any:
+    from conversation_engine.llm import OpenAIWrapper
+
+    if value is None:
+        return OpenAIWrapper.from_settings(settings)
+    if isinstance(value, str):
+        return OpenAIWrapper(value, settings=settings)  # the legacy `openai_api_key` argument
+    return value
+
+
+def _timestamp(value: str | None) -> float:
+    from datetime import datetime
+
+    if not value:
+        return 0.0
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(value).timestamp()
+    return 0.0
+
+
+__all__ = ["BatchProcessor", "ProgressCallback", "ProgressListener"]

@@ -1,0 +1,502 @@
+"""Durable batch results and the legacy exports.
+
+Layout of one batch, under the output directory (default `RESULTS_DIR`, `results/`):
+
+```
+<out>/<batch_id>/batch.json      job metadata and scenarios; replaced atomically on each save
+<out>/<batch_id>/results.ndjson  one row per finished scenario-trial, appended as it finishes
+<out>/<batch_id>/results.csv     legacy CSV export          } written when the batch completes
+<out>/<batch_id>/results.json    {batch_id, export_timestamp, results}
+<out>/<batch_id>/summary.json    counts, score/turn/duration statistics, tokens and cost
+```
+
+`results.ndjson` is the source of truth. Each row is written with one `write` of the whole
+line and `fsync`ed before the next, so a crash can only leave an incomplete *last* line; a
+reader ignores it and the next writer cuts it off. A resumed batch therefore sees exactly the
+rows that were complete, and runs only the scenario-trials missing from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from conversation_engine.batch.rows import is_failed
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+from conversation_engine.errors import UserInputError
+
+logger = logging.getLogger(__name__)
+
+JOB_FILE = "batch.json"
+LOCK_FILE = ".lock"
+RESULTS_FILE = "results.ndjson"
+CSV_FILE = "results.csv"
+JSON_FILE = "results.json"
+SUMMARY_FILE = "summary.json"
+
+#: The legacy CSV columns, in order; additive columns follow them.
+LEGACY_CSV_COLUMNS = (
+    "session_id",
+    "scenario",
+    "prompt_version",
+    "score",
+    "comment",
+    "turns",
+    "start_ts",
+    "status",
+    "duration_seconds",
+    "evaluation_status",
+)
+EXTRA_CSV_COLUMNS = (
+    "scenario_index",
+    "trial",
+    "seed",
+    "engine",
+    "end_reason",
+    "total_tokens",
+    "cost_usd",
+)
+EXPORT_FORMATS = ("ndjson", "csv", "json")
+
+
+class BatchNotFoundError(UserInputError):
+    """No batch with this id in the output directory."""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def row_key(row: Mapping[str, Any]) -> tuple[int, int]:
+    """What identifies a row within its batch: `(scenario_index, trial)`."""
+    return int(row.get("scenario_index", -1)), int(row.get("trial", 0))
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that a reader (or a crash) never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("w", encoding="utf-8") as handle:
+        json.dump(data, handle, ensure_ascii=False, indent=2, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(path)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(path)
+
+
+class ResultsLog:
+    """An append-only NDJSON file of rows; every append is durable before it returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        repair_results(path)
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        if self._fd is None:
+            raise ValueError(f"The results log '{self.path}' is closed.")
+        data = (json.dumps(row, ensure_ascii=False, default=str) + "\n").encode()
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> ResultsLog:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def repair_results(path: Path) -> int:
+    """Cut an incomplete last line off `path`; the number of bytes removed."""
+    if not path.exists():
+        return 0
+    with path.open("rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        # Read backwards in blocks until the last newline is found.
+        position = size
+        while position > 0:
+            step = min(65536, position)
+            handle.seek(position - step)
+            block = handle.read(step)
+            newline = block.rfind(b"\n")
+            if newline != -1:
+                keep = position - step + newline + 1
+                break
+            position -= step
+        else:
+            keep = 0
+        if keep < size:
+            logger.warning("Dropping an incomplete last line (%d bytes) of %s", size - keep, path)
+            handle.truncate(keep)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return size - keep
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """The complete rows of an NDJSON results file, first occurrence of each key only.
+
+    An incomplete last line (a crash mid-write) is ignored; so is any line that is not a
+    JSON object, with a warning.
+    """
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")
+    lines.pop()  # after the last newline: empty, or an incomplete row that does not count
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[int, int]] = set()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            logger.warning("Skipping line %d of %s: not JSON", number, path)
+            continue
+        if not isinstance(row, dict):
+            logger.warning("Skipping line %d of %s: not a JSON object", number, path)
+            continue
+        key = row_key(row)
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append(row)
+    return rows
+
+
+def sorted_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows in scenario order, trials in order (the log holds them in finishing order)."""
+    return sorted((dict(row) for row in rows), key=row_key)
+
+
+# -------------------------------------------------------------------------------- exports
+
+
+def render_ndjson(batch_id: str, rows: Iterable[Mapping[str, Any]], timestamp: str) -> str:
+    """Legacy NDJSON export: one row per line, each with `batch_id` and `export_timestamp`."""
+    return "".join(
+        json.dumps(
+            {**row, "batch_id": batch_id, "export_timestamp": timestamp},
+            ensure_ascii=False,
+            default=str,
+        )
+        + "\n"
+        for row in sorted_rows(rows)
+    )
+
+
+def render_json(batch_id: str, rows: Iterable[Mapping[str, Any]], timestamp: str) -> str:
+    """Legacy JSON export: `{batch_id, export_timestamp, results}`."""
+    document = {"batch_id": batch_id, "export_timestamp": timestamp, "results": sorted_rows(rows)}
+    return json.dumps(document, ensure_ascii=False, indent=2, default=str)
+
+
+def _usage(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    usage = row.get("usage")
+    return usage if isinstance(usage, Mapping) else {}
+
+
+def render_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Legacy CSV export: the legacy columns first, then the additive ones."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow((*LEGACY_CSV_COLUMNS, *EXTRA_CSV_COLUMNS))
+    for row in sorted_rows(rows):
+        usage = _usage(row)
+        values = {
+            **row,
+            "turns": row.get("total_turns"),
+            "start_ts": row.get("start_time"),
+            "total_tokens": usage.get("total_tokens"),
+            "cost_usd": usage.get("cost_usd"),
+        }
+        writer.writerow(
+            "" if values.get(column) is None else values[column]
+            for column in (*LEGACY_CSV_COLUMNS, *EXTRA_CSV_COLUMNS)
+        )
+    return buffer.getvalue()
+
+
+# -------------------------------------------------------------------------------- summary
+
+
+class Statistics(BaseModel):
+    """Descriptive statistics of one quantity; all None when there is no value."""
+
+    count: int = 0
+    mean: float | None = None
+    median: float | None = None
+    std: float | None = None
+    """Sample standard deviation (n - 1), 0 for a single value."""
+    min: float | None = None
+    max: float | None = None
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Statistics:
+        if not values:
+            return cls()
+        return cls(
+            count=len(values),
+            mean=statistics.fmean(values),
+            median=statistics.median(values),
+            std=statistics.stdev(values) if len(values) > 1 else 0.0,
+            min=min(values),
+            max=max(values),
+        )
+
+
+class ScoreStatistics(Statistics):
+    distribution: dict[str, int] = Field(default_factory=lambda: {"1": 0, "2": 0, "3": 0})
+    """How many rows scored 1, 2 and 3."""
+
+
+class UsageTotals(BaseModel):
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: float = 0.0
+
+    @classmethod
+    def of(cls, usages: Iterable[Any]) -> UsageTotals:
+        total = cls()
+        for usage in usages:
+            if not isinstance(usage, Mapping):
+                continue
+            total.calls += int(usage.get("calls") or 0)
+            total.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            total.completion_tokens += int(usage.get("completion_tokens") or 0)
+            total.total_tokens += int(usage.get("total_tokens") or 0)
+            total.cost_usd += float(usage.get("cost_usd") or 0.0)
+        return total
+
+
+class ScenarioSummary(BaseModel):
+    runs: int
+    successful: int
+    score_mean: float | None
+    turns_mean: float | None
+    duration_mean: float | None
+
+
+class BatchSummary(BaseModel):
+    """The summary JSON of a batch (the legacy pandas summary, plus usage and end reasons).
+
+    A run is *successful* unless its status is `failed` or `failed_api_blocked` (a timeout
+    produced a conversation and a score). Score statistics cover every row with a score,
+    failures included (they score 1 or 2, as legacy did).
+    """
+
+    batch_id: str | None = None
+    total_conversations: int
+    successful_conversations: int
+    failed_conversations: int
+    success_rate: float
+    status_counts: dict[str, int]
+    end_reasons: dict[str, int]
+    evaluation_counts: dict[str, int]
+    score_statistics: ScoreStatistics
+    turn_statistics: Statistics
+    duration_statistics: Statistics
+    scenario_statistics: dict[str, ScenarioSummary]
+    usage: UsageTotals
+    """Tokens and estimated cost of the conversations (each result's `usage`)."""
+    evaluation_usage: UsageTotals
+    """Tokens and estimated cost of the evaluator calls."""
+
+
+def _numbers(rows: Iterable[Mapping[str, Any]], key: str) -> list[float]:
+    values = (row.get(key) for row in rows)
+    return [
+        float(value)
+        for value in values
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def summarize(rows: Sequence[Mapping[str, Any]], batch_id: str | None = None) -> BatchSummary:
+    """The summary of a batch's rows."""
+    total = len(rows)
+    failed = sum(is_failed(row) for row in rows)
+    scores = _numbers(rows, "score")
+    score_stats = ScoreStatistics(**Statistics.of(scores).model_dump())
+    for score in scores:
+        if str(int(score)) in score_stats.distribution and score.is_integer():
+            score_stats.distribution[str(int(score))] += 1
+    by_scenario: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in sorted_rows(rows):
+        by_scenario[str(row.get("scenario"))].append(row)
+    return BatchSummary(
+        batch_id=batch_id,
+        total_conversations=total,
+        successful_conversations=total - failed,
+        failed_conversations=failed,
+        success_rate=(total - failed) / total if total else 0.0,
+        status_counts=dict(Counter(str(row.get("status")) for row in rows)),
+        end_reasons=dict(Counter(str(row.get("end_reason")) for row in rows)),
+        evaluation_counts=dict(
+            Counter(str(row["evaluation_status"]) for row in rows if "evaluation_status" in row)
+        ),
+        score_statistics=score_stats,
+        turn_statistics=Statistics.of(_numbers(rows, "total_turns")),
+        duration_statistics=Statistics.of(_numbers(rows, "duration_seconds")),
+        scenario_statistics={
+            name: ScenarioSummary(
+                runs=len(group),
+                successful=sum(not is_failed(row) for row in group),
+                score_mean=_mean(_numbers(group, "score")),
+                turns_mean=_mean(_numbers(group, "total_turns")),
+                duration_mean=_mean(_numbers(group, "duration_seconds")),
+            )
+            for name, group in by_scenario.items()
+        },
+        usage=UsageTotals.of(row.get("usage") for row in rows),
+        evaluation_usage=UsageTotals.of(row.get("evaluation_usage") for row in rows),
+    )
+
+
+# -------------------------------------------------------------------------------- storage
+
+
+class ResultStorage:
+    """The output directory: one folder per batch with its metadata, rows and exports."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def batch_dir(self, batch_id: str) -> Path:
+        if not batch_id or any(sep in batch_id for sep in ("/", "\\", "..")):
+            raise BatchNotFoundError(f"'{batch_id}' is not a batch id; batch ids are uuids.")
+        return self.root / batch_id
+
+    def results_path(self, batch_id: str) -> Path:
+        return self.batch_dir(batch_id) / RESULTS_FILE
+
+    def save_job(self, batch_id: str, data: Mapping[str, Any]) -> None:
+        write_json_atomic(self.batch_dir(batch_id) / JOB_FILE, dict(data))
+
+    def load_job(self, batch_id: str) -> dict[str, Any]:
+        """The saved metadata of a batch; `BatchNotFoundError` saying where it looked."""
+        path = self.batch_dir(batch_id) / JOB_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BatchNotFoundError(
+                f"There is no batch '{batch_id}' in '{self.root}' (no {path}); check the id, or "
+                "pass the output directory the batch was run with (--out)."
+            ) from None
+        except ValueError as error:
+            raise BatchNotFoundError(
+                f"The batch file '{path}' is not valid JSON ({error}); it cannot be resumed."
+            ) from None
+        if not isinstance(data, dict):
+            raise BatchNotFoundError(f"The batch file '{path}' does not hold a JSON object.")
+        return data
+
+    def list_batch_ids(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(path.parent.name for path in self.root.glob(f"*/{JOB_FILE}"))
+
+    @contextlib.contextmanager
+    def lock(self, batch_id: str) -> Iterator[None]:
+        """Hold the batch's lock while running it, so two processes never run it at once.
+
+        An advisory `flock`, released by the kernel when the holder dies (even by SIGKILL), so
+        a crashed run never blocks its resume. Where `fcntl` does not exist this is a no-op.
+        """
+        directory = self.batch_dir(batch_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:  # pragma: no cover - not POSIX
+            yield
+            return
+        with (directory / LOCK_FILE).open("a") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserInputError(
+                    f"Batch {batch_id} is being run by another process right now; wait for it "
+                    "to finish (or stop it) before resuming."
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def open_results(self, batch_id: str) -> ResultsLog:
+        """The batch's results log, ready to append (an incomplete last line is cut off)."""
+        return ResultsLog(self.results_path(batch_id))
+
+    def read_results(self, batch_id: str) -> list[dict[str, Any]]:
+        return read_results(self.results_path(batch_id))
+
+    def export(
+        self, batch_id: str, fmt: str, rows: Sequence[Mapping[str, Any]] | None = None
+    ) -> str:
+        """The batch's rows as `ndjson`, `csv` or `json` text (legacy `results?format=`)."""
+        rows = self.read_results(batch_id) if rows is None else rows
+        if fmt == "ndjson":
+            return render_ndjson(batch_id, rows, now_iso())
+        if fmt == "csv":
+            return render_csv(rows)
+        if fmt == "json":
+            return render_json(batch_id, rows, now_iso())
+        raise UserInputError(
+            f"Unknown export format '{fmt}'; use one of {', '.join(EXPORT_FORMATS)}."
+        )
+
+    def write_exports(
+        self, batch_id: str, rows: Sequence[Mapping[str, Any]] | None = None
+    ) -> dict[str, Path]:
+        """Write `results.csv`, `results.json` and `summary.json`; their paths by name."""
+        rows = self.read_results(batch_id) if rows is None else rows
+        directory = self.batch_dir(batch_id)
+        paths = {
+            "ndjson": directory / RESULTS_FILE,
+            "csv": directory / CSV_FILE,
+            "json": directory / JSON_FILE,
+            "summary": directory / SUMMARY_FILE,
+        }
+        _write_text_atomic(paths["csv"], render_csv(rows))
+        _write_text_atomic(paths["json"], render_json(batch_id, rows, now_iso()))
+        write_json_atomic(paths["summary"], summarize(rows, batch_id).model_dump(mode="json"))
+        return paths

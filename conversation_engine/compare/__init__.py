@@ -1,0 +1,39 @@
+"""The A/B harness: two engines over the same scenarios and seeds, paired statistics, reports."""
+
+from conversation_engine.compare.analysis import (
+    METRICS,
+    BootstrapSettings,
+    Comparison,
+    EngineSummary,
+    MetricComparison,
+    compare_rows,
+)
+from conversation_engine.compare.harness import ComparisonRun, EngineRun, run_comparison
+from conversation_engine.compare.report import render_html, render_markdown, write_reports
+from conversation_engine.compare.stats import (
+    Distribution,
+    Interval,
+    paired_bootstrap,
+    pass_hat_k,
+    quantile,
+)
+
+__all__ = [
+    "METRICS",
+    "BootstrapSettings",
+    "Comparison",
+    "ComparisonRun",
+    "Distribution",
+    "EngineRun",
+    "EngineSummary",
+    "Interval",
+    "MetricComparison",
+    "compare_rows",
+    "paired_bootstrap",
+    "pass_hat_k",
+    "quantile",
+    "render_html",
+    "render_markdown",
+    "run_comparison",
+    "write_reports",
+]

@@ -1,0 +1,190 @@
+"""The statistics of an A/B comparison: descriptive numbers, pass^k, paired bootstrap intervals.
+
+Everything is small enough for the standard library. Randomness comes from a seeded
+`random.Random`, so a report is reproducible to the last digit.
+
+Why a *clustered* paired bootstrap: differences are paired by scenario and trial (both engines
+ran the same scenario with the same seed), but the trials of one scenario are not independent
+of each other: they share a persona, a goal and a difficulty. Resampling single pairs would
+treat k trials as k independent scenarios and make intervals too narrow. Each bootstrap
+resample therefore draws whole scenarios, with all their paired trials (with one trial per
+scenario this is the ordinary paired bootstrap). A difference counts as real only when its
+percentile interval excludes zero, and only with enough scenarios for the interval to mean
+something (`MIN_SCENARIOS`): LLM runs vary a lot between trials, and a report that cries wolf
+is worse than none.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections.abc import Hashable, Iterable, Sequence
+
+from pydantic import BaseModel
+
+DEFAULT_RESAMPLES = 2000
+DEFAULT_CONFIDENCE = 0.95
+DEFAULT_SEED = 20240115
+MIN_SCENARIOS = 5
+"""Below this many scenarios a percentile interval is too optimistic to flag anything."""
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """The q-quantile (0 ≤ q ≤ 1) by linear interpolation between order statistics.
+
+    The usual definition (numpy's default, "type 7"): p50 is the median, p95 of [1..100] is
+    95.05. None for no values.
+    """
+    if not 0 <= q <= 1:
+        raise ValueError(f"q must be between 0 and 1, got {q}")
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = math.floor(position)
+    high = math.ceil(position)
+    if low == high:
+        return float(ordered[low])
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+class Distribution(BaseModel):
+    """Descriptive statistics of one metric for one engine."""
+
+    n: int = 0
+    mean: float | None = None
+    median: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    p50: float | None = None
+    p95: float | None = None
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Distribution:
+        if not values:
+            return cls()
+        return cls(
+            n=len(values),
+            mean=statistics.fmean(values),
+            median=statistics.median(values),
+            std=statistics.stdev(values) if len(values) > 1 else 0.0,
+            min=min(values),
+            max=max(values),
+            p50=quantile(values, 0.5),
+            p95=quantile(values, 0.95),
+        )
+
+
+class Interval(BaseModel):
+    """A paired difference (B − A) with its bootstrap confidence interval."""
+
+    estimate: float | None
+    """The mean difference over all pairs (None without pairs)."""
+    low: float | None
+    high: float | None
+    n_pairs: int
+    n_scenarios: int
+    confidence: float
+    significant: bool
+    """True when the interval excludes zero and there were at least `MIN_SCENARIOS` scenarios."""
+    note: str = ""
+    """Why nothing could be concluded, when that is the case."""
+
+
+def pass_hat_k(passes: int, trials: int, k: int) -> float | None:
+    """The chance that k trials drawn from these `trials` all pass: C(passes, k) / C(trials, k).
+
+    The unbiased pass^k estimate (τ-bench); with exactly k trials it is 1 if all passed, else 0.
+    None when there are fewer than k trials.
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if trials < k:
+        return None
+    return math.comb(passes, k) / math.comb(trials, k)
+
+
+def _percentile_interval(values: list[float], confidence: float) -> tuple[float, float]:
+    alpha = (1 - confidence) / 2
+    low = quantile(values, alpha)
+    high = quantile(values, 1 - alpha)
+    assert low is not None and high is not None
+    return low, high
+
+
+def paired_bootstrap(
+    differences: Iterable[tuple[Hashable, float]],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = DEFAULT_SEED,
+    min_scenarios: int = MIN_SCENARIOS,
+) -> Interval:
+    """Mean paired difference and its clustered percentile bootstrap interval.
+
+    `differences` are `(cluster, b_minus_a)` pairs, the cluster being the scenario. Each
+    resample draws as many clusters as there are, with replacement, and takes the mean over
+    all their pairs. Identical engines give [0, 0]; a constant shift c gives [c, c].
+    """
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    sums: dict[Hashable, float] = {}
+    counts: dict[Hashable, int] = {}
+    for cluster, difference in differences:
+        sums[cluster] = sums.get(cluster, 0.0) + difference
+        counts[cluster] = counts.get(cluster, 0) + 1
+    n_pairs = sum(counts.values())
+    n_clusters = len(counts)
+    if not n_pairs:
+        return Interval(
+            estimate=None,
+            low=None,
+            high=None,
+            n_pairs=0,
+            n_scenarios=0,
+            confidence=confidence,
+            significant=False,
+            note="no pairs where both engines have a value",
+        )
+    estimate = sum(sums.values()) / n_pairs
+    clusters = list(counts)
+    cluster_sums = [sums[c] for c in clusters]
+    cluster_counts = [counts[c] for c in clusters]
+    rng = random.Random(seed)
+    means: list[float] = []
+    for _ in range(resamples):
+        total = 0.0
+        count = 0
+        for _ in range(n_clusters):
+            pick = rng.randrange(n_clusters)
+            total += cluster_sums[pick]
+            count += cluster_counts[pick]
+        means.append(total / count)
+    low, high = _percentile_interval(means, confidence)
+    # Summation order differs between resamples: a constant shift must not look like noise.
+    tolerance = 1e-12 * max(1.0, abs(estimate))
+    if abs(low - estimate) < tolerance:
+        low = estimate
+    if abs(high - estimate) < tolerance:
+        high = estimate
+    excludes_zero = low > 0 or high < 0
+    note = ""
+    if n_clusters < min_scenarios:
+        note = (
+            f"only {n_clusters} scenario(s); at least {min_scenarios} are needed to call a "
+            "difference real"
+        )
+    return Interval(
+        estimate=estimate,
+        low=low,
+        high=high,
+        n_pairs=n_pairs,
+        n_scenarios=n_clusters,
+        confidence=confidence,
+        significant=excludes_zero and n_clusters >= min_scenarios,
+        note=note,
+    )

@@ -1,0 +1,49 @@
+"""Exceptions the package raises on purpose.
+
+`UserInputError` and its subclasses are mistakes in something the user gave (a scenario file,
+a spec, a template variable, an argument): their message is one sentence naming what and where,
+and the CLI turns them into exit code 2 without a traceback.
+"""
+
+from __future__ import annotations
+
+MALFORMED_RESPONSE_MESSAGE = (
+    "The model endpoint answered with a body that is not a chat completion (not JSON)."
+)
+
+
+class ConversationEngineError(Exception):
+    """Base class of this package's deliberate errors."""
+
+
+class UserInputError(ConversationEngineError):
+    """A mistake in a file or argument the user supplied."""
+
+
+class ScenarioError(UserInputError):
+    """A scenario file or scenario dict is malformed."""
+
+
+class SpecError(UserInputError):
+    """A prompt specification is missing or invalid."""
+
+
+class TemplateVariableError(SpecError):
+    """A prompt template uses a variable the scenario does not provide."""
+
+    def __init__(self, message: str, *, agent_id: str, variable: str | None) -> None:
+        super().__init__(message)
+        self.agent_id = agent_id
+        self.variable = variable
+
+
+class UnknownToolError(SpecError):
+    """A tool name that neither the catalogue nor the backend knows."""
+
+
+class APIBlockedError(ConversationEngineError):
+    """The model endpoint refused the request because of a geographic restriction."""
+
+
+class MalformedResponseError(ConversationEngineError):
+    """The model endpoint answered with something that is not a chat completion."""

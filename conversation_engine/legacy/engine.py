@@ -1,0 +1,466 @@
+"""`LegacyConversationEngine`: the legacy engine's conversation flow on the plain `openai` SDK.
+
+It is the A/B baseline for the AutoGen engine. Both share the prompt specs, scenario
+variables, session id, tool catalogue and backends, the model endpoint (`OpenAIWrapper`) and
+the way a result is built (`ConversationOutcome`); only the orchestration differs. Here it is
+the legacy loop: per-agent chat contexts, explicit tool execution, `handoff_<agent>` tools
+that switch the current agent, and a simulated client that hears only the agents' words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from conversation_engine.contract import (
+    AGENT_SPEAKER_PREFIX,
+    BASIC_AGENT_SPEAKER,
+    CLIENT_SPEAKER,
+    END_CALL_TOOL,
+    FunctionCall,
+    HistoryEntry,
+    ToolCall,
+    client_end_call_content,
+    safe_parse_tool_result,
+)
+from conversation_engine.llm import OpenAIWrapper, as_blocked_error, estimate_cost
+from conversation_engine.outcome import ConversationOutcome, now_iso, seed_of, unwrap_error
+from conversation_engine.scenario import default_client_data, parse_scenario, prepare_variables
+from conversation_engine.settings import Settings, get_settings
+from conversation_engine.specs import PromptSpec, load_prompt_spec
+from conversation_engine.tools.base import ToolBackend
+from conversation_engine.tools.catalogue import (
+    CONTROL_TOOLS,
+    ToolCatalogue,
+    handoff_result,
+    handoff_target,
+)
+from conversation_engine.tools.default import default_tool_backend
+from conversation_engine.tools.session import SessionTools
+
+logger = logging.getLogger(__name__)
+
+#: The legacy instruction a receiving agent gets after the client's last message.
+TAKEOVER_INSTRUCTION = (
+    "You are now taking over this conversation. "
+    "The previous agent has transferred the customer to you."
+)
+
+#: The `reason` recorded when the client hangs up without giving one.
+DEFAULT_END_REASON = "Client ended the call"
+
+_CLIENT_TOOLS = [CONTROL_TOOLS[END_CALL_TOOL]]
+
+
+class LegacyConversationEngine:
+    """The legacy `ConversationEngine`, re-implemented as a correct, efficient baseline.
+
+    Same constructor and methods as the legacy class (and the same keyword options as
+    `AutogenConversationEngine`: `tool_backend`, `client_data`, `settings`). Construction
+    loads and validates the prompt spec. One instance serves any number of concurrent
+    conversations: all per-conversation state lives in a fresh `_LegacyConversation`.
+
+    Conversation flow (legacy, section 1.4 of the reference): the entry agent speaks first
+    unless the scenario gives `client_greeting`/`GREETING`, in which case the client opens
+    with that line. Each agent has its own context (its formatted system prompt and the
+    conversation as it saw it) and its spec tools plus `handoff_<target>` schemas. Tool calls
+    are executed and followed by another completion for the spoken text; `handoff_<X>` records
+    the legacy `handoff_completed` result and the new agent, whose context is rebuilt from its
+    system prompt, the client's last message and the legacy takeover instruction, replies in
+    the same exchange. The client hears the agents' words as `user` messages and may call
+    `end_call`.
+
+    Deliberate deviations from the legacy engine's defects:
+
+    * The timeout is a hard wall-clock bound (`asyncio.timeout`) that cancels the in-flight
+      model or tool call and is reported as status `timeout` with the partial history; legacy
+      checked it between turns and reported `completed`.
+    * `end_reason` says why a completed conversation stopped (`client_end_call`,
+      `agent_end_call`, `max_turns`); legacy reported `completed` for all of them silently.
+    * Basic mode ends when the client calls `end_call` (recorded with the legacy marker
+      content, without `tool_calls`), never by matching phrases such as "спасибо" in the
+      client's text or "end_call" in the agent's text.
+    * Prompts are formatted strictly (`PromptSpec.format`): a missing variable fails the
+      conversation with a `TemplateVariableError` naming it, instead of rendering `{{ VAR }}`.
+    * Every failure keeps the history produced so far (legacy kept it only for geographic
+      blocks) and nothing but cancellation escapes `run_conversation*`.
+    * Tool calls are bounded: at most `MAX_INTERNAL_MESSAGES` model calls per exchange on the
+      agent side (handoffs included), after which the turn is recorded as it stands and the
+      conversation goes on; legacy made exactly one follow-up completion and dropped any
+      further tool calls.
+    * An agent can only use the tools it is offered (a call to another tool gets an error
+      result, as in AutoGen). A handoff is valid only along the spec's wiring (a target in
+      the agent's `handoffs`); anything else gets the legacy `Invalid handoff target: X`
+      result, where legacy accepted any agent id of the spec, `client` and `evaluator`
+      included. A second handoff in the same reply is refused with an error result.
+    * The handoff context omits the legacy "Previous conversation context" summary, and the
+      scenario `SEED` is sent on every call (legacy read it but the AutoGen era dropped it).
+    * The client hears all the agents' words of an exchange (text said alongside tool calls
+      too, joined), as the AutoGen engine's client does, so an A/B difference is not a
+      difference of what the customer heard.
+    """
+
+    def __init__(
+        self,
+        openai_wrapper: OpenAIWrapper,
+        prompt_spec_name: str = "default_prompts",
+        *,
+        tool_backend: ToolBackend | None = None,
+        client_data: Any = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.openai = openai_wrapper
+        self.prompt_spec_name = prompt_spec_name
+        self.tool_backend = tool_backend or default_tool_backend(
+            self.settings, openai_wrapper.http_client
+        )
+        catalogue: ToolCatalogue = SessionTools("validation", self.tool_backend).catalogue
+        self.prompt_specification: PromptSpec = load_prompt_spec(
+            prompt_spec_name, spec_dir=self.settings.PROMPTS_DIR, tool_names=catalogue.names
+        )
+        self.client_data = client_data or default_client_data(
+            self.settings, openai_wrapper.http_client
+        )
+        # Schemas depend on the spec's tools and handoffs only, never on the variables.
+        spec = self.prompt_specification
+        self.tool_schemas: dict[str, list[dict[str, Any]]] = {
+            agent_id: spec.get_tool_schemas(agent_id, catalogue)
+            for agent_id in spec.service_agent_ids
+        }
+
+    async def run_conversation(
+        self, scenario: dict[str, Any], max_turns: int | None = None, timeout_sec: int | None = None
+    ) -> dict[str, Any]:
+        """Basic mode: the entry agent alone, no tools; speakers `agent`/`client`."""
+        return await self._run(scenario, max_turns, timeout_sec, basic=True)
+
+    async def run_conversation_with_tools(
+        self, scenario: dict[str, Any], max_turns: int | None = None, timeout_sec: int | None = None
+    ) -> dict[str, Any]:
+        """Tools mode: the spec's agents, tools and handoffs; speakers `agent_<id>`/`client`."""
+        return await self._run(scenario, max_turns, timeout_sec, basic=False)
+
+    async def _run(
+        self, scenario: Any, max_turns: int | None, timeout_sec: float | None, *, basic: bool
+    ) -> dict[str, Any]:
+        turns_limit = self.settings.resolve_max_turns(max_turns)
+        timeout = self.settings.resolve_timeout(timeout_sec)
+        name = scenario.get("name") if isinstance(scenario, Mapping) else None
+        outcome = ConversationOutcome(
+            scenario_name=str(name or "unknown"), tools_used=not basic, engine=type(self).__name__
+        )
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                parsed = parse_scenario(scenario)
+                variables, outcome.session_id = await prepare_variables(
+                    parsed, client_data=self.client_data
+                )
+                outcome.seed = seed_of(variables)
+                spec = self.prompt_specification.format(variables)
+                conversation = _LegacyConversation(
+                    self, spec, outcome, basic=basic, greeting=_greeting(variables)
+                )
+                await conversation.play(turns_limit)
+        except Exception as error:  # every failure becomes a result; cancellation propagates
+            if isinstance(error, TimeoutError) and deadline.expired():
+                return self._finish(outcome).timed_out(timeout)
+            # A TimeoutError the deadline did not cause (a library's own) is a plain failure.
+            blocked = as_blocked_error(error)
+            logger.warning("Conversation %s failed: %s", outcome.session_id, unwrap_error(error)[0])
+            context = {
+                "max_turns": turns_limit,
+                "timeout_sec": timeout,
+                "spec_name": self.prompt_spec_name,
+            }
+            return self._finish(outcome).failed(blocked or error, **context)
+        return self._finish(outcome).completed()
+
+    def _finish(self, outcome: ConversationOutcome) -> ConversationOutcome:
+        if outcome.session_id:
+            outcome.usage = self.openai.pop_usage(outcome.session_id)
+        outcome.usage.cost_usd = estimate_cost(
+            self.openai.model, outcome.usage.prompt_tokens, outcome.usage.completion_tokens
+        )
+        return outcome
+
+
+def _greeting(variables: Mapping[str, Any]) -> str | None:
+    text = variables.get("client_greeting") or variables.get("GREETING")
+    return str(text) if text else None
+
+
+@dataclass
+class _AgentEntry:
+    """The entry of one agent's stretch of speech, built while it speaks."""
+
+    agent_id: str
+    turn: int
+    content: list[str] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class _ToolOutcome:
+    """What executing one reply's tool calls decided."""
+
+    handoff_to: str | None = None
+    ended_call: bool = False
+
+
+class _LegacyConversation:
+    """One conversation's contexts and transcript. Never shared, never reused.
+
+    History entries go straight onto the outcome as they are produced, so a failure or a
+    timeout keeps everything said until then.
+    """
+
+    def __init__(
+        self,
+        engine: LegacyConversationEngine,
+        spec: PromptSpec,
+        outcome: ConversationOutcome,
+        *,
+        basic: bool,
+        greeting: str | None,
+    ) -> None:
+        self.openai = engine.openai
+        self.spec = spec
+        self.outcome = outcome
+        self.basic = basic
+        self.greeting = greeting
+        self.seed = outcome.seed
+        self.session_id = outcome.session_id
+        self.max_calls = engine.settings.MAX_INTERNAL_MESSAGES
+        self.tool_schemas = {} if basic else engine.tool_schemas
+        self.offered = {
+            agent_id: frozenset(schema["function"]["name"] for schema in schemas)
+            for agent_id, schemas in self.tool_schemas.items()
+        }
+        self.tools = SessionTools(outcome.session_id, engine.tool_backend)
+        self.service_agents = frozenset(spec.service_agent_ids)
+        self.current = spec.entry_agent_id
+        self.contexts: dict[str, list[dict[str, Any]]] = {
+            self.current: [self._system(self.current)]
+        }
+        client = spec.client
+        assert client is not None, "validated specs always have a client"
+        self.client_context: list[dict[str, Any]] = [{"role": "system", "content": client.prompt}]
+        self.last_client_text: str | None = None
+        self.internal_cap_hits = 0
+
+    def _system(self, agent_id: str) -> dict[str, Any]:
+        return {"role": "system", "content": self.spec.agents[agent_id].prompt}
+
+    # The loop ----------------------------------------------------------------------------
+
+    async def play(self, max_turns: int) -> None:
+        client_opens = self.greeting is not None
+        if self.greeting is not None:
+            self.client_context.append({"role": "assistant", "content": self.greeting})
+            self._client_said(1, self.greeting)
+        for exchange in range(1, max_turns + 1):
+            # The agent side answers within the exchange the client opened, or opens one.
+            spoken, agent_ended = await self._agent_turn(exchange)
+            if agent_ended:
+                self.outcome.end_reason = "agent_end_call"
+                return
+            if client_opens and exchange == max_turns:
+                break
+            client_turn = exchange + 1 if client_opens else exchange
+            if await self._client_turn(client_turn, spoken):
+                self.outcome.end_reason = "client_end_call"
+                return
+        self.outcome.end_reason = "max_turns"
+
+    def _client_said(self, turn: int, text: str) -> None:
+        self.last_client_text = text
+        self.contexts[self.current].append({"role": "user", "content": text})
+        self._record(
+            HistoryEntry(turn=turn, speaker=CLIENT_SPEAKER, content=text, timestamp=now_iso())
+        )
+
+    def _record(self, entry: HistoryEntry) -> None:
+        self.outcome.history.append(entry)
+
+    # The agent side ----------------------------------------------------------------------
+
+    async def _agent_turn(self, turn: int) -> tuple[str, bool]:
+        """The agent side of one exchange: `(what the client hears, whether it ended the call)`."""
+        spoken: list[str] = []
+        entry = _AgentEntry(self.current, turn)
+        for _ in range(self.max_calls):
+            agent_id = entry.agent_id
+            reply = await self._complete(self.contexts[agent_id], self.tool_schemas.get(agent_id))
+            calls = _tool_calls_of(reply)
+            text = _text_of(reply)
+            if text.strip():
+                entry.content.append(text.strip())
+                spoken.append(text.strip())
+            if not calls:
+                self.contexts[agent_id].append({"role": "assistant", "content": text})
+                self._close(entry)
+                return " ".join(spoken), False
+            self.contexts[agent_id].append(
+                {
+                    "role": "assistant",
+                    "content": text or None,
+                    "tool_calls": [call.model_dump() for call in calls],
+                }
+            )
+            result = await self._execute(entry, calls)
+            if result.ended_call:
+                self._close(entry)
+                return " ".join(spoken), True
+            if result.handoff_to is not None:
+                self._close(entry)
+                self._take_over(result.handoff_to)
+                entry = _AgentEntry(result.handoff_to, turn)
+        # The bound was hit mid tool loop: record the turn as it stands and carry on.
+        self.internal_cap_hits += 1
+        # Additive result key, as the AutoGen engine reports its per-turn cap hits.
+        self.outcome.extra["internal_cap_hits"] = self.internal_cap_hits
+        logger.warning(
+            "Session %s: %d model calls in one agent turn without a reply",
+            self.session_id,
+            self.max_calls,
+        )
+        self._close(entry)
+        return " ".join(spoken), False
+
+    async def _complete(
+        self, messages: list[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None
+    ) -> Any:
+        reply, _ = await self.openai.chat_completion(
+            list(messages), self.session_id, seed=self.seed, tools=tools or None
+        )
+        return reply
+
+    async def _execute(self, entry: _AgentEntry, calls: list[ToolCall]) -> _ToolOutcome:
+        outcome = _ToolOutcome()
+        context = self.contexts[entry.agent_id]
+        for call in calls:
+            name = call.function.name
+            result: Any
+            offered = self.offered.get(entry.agent_id, frozenset())
+            if (target := handoff_target(name)) is not None:
+                if name not in offered or target not in self.service_agents:
+                    result = {"error": f"Invalid handoff target: {target}"}
+                elif outcome.handoff_to is not None:
+                    result = {
+                        "error": f"Already handed off to {outcome.handoff_to}; one handoff per reply."
+                    }
+                else:
+                    result = handoff_result(target)
+                    outcome.handoff_to = target
+            elif name not in offered:
+                result = {"error": f"Tool '{name}' is not available to agent '{entry.agent_id}'."}
+            else:
+                result = await self.tools.execute(name, call.function.arguments)
+                if name == END_CALL_TOOL:
+                    outcome.ended_call = True
+            content = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+            context.append({"role": "tool", "tool_call_id": call.id, "content": content})
+            entry.calls.append(call)
+            entry.results.append(safe_parse_tool_result(content))
+        return outcome
+
+    def _take_over(self, target: str) -> None:
+        """Legacy handoff: the new agent starts from its prompt, the client's last words and
+        the takeover instruction (its earlier context, if any, is not reused)."""
+        context = [self._system(target)]
+        if self.last_client_text is not None:
+            context.append({"role": "user", "content": self.last_client_text})
+        context.append({"role": "user", "content": TAKEOVER_INSTRUCTION})
+        self.contexts[target] = context
+        self.current = target
+
+    def _close(self, entry: _AgentEntry) -> None:
+        speaker = BASIC_AGENT_SPEAKER if self.basic else f"{AGENT_SPEAKER_PREFIX}{entry.agent_id}"
+        has_tools = bool(entry.calls)
+        self._record(
+            HistoryEntry(
+                turn=entry.turn,
+                speaker=speaker,
+                content=" ".join(entry.content),
+                timestamp=now_iso(),
+                tool_calls=list(entry.calls) if has_tools else None,
+                tool_results=list(entry.results) if has_tools else None,
+            )
+        )
+
+    # The client side ---------------------------------------------------------------------
+
+    async def _client_turn(self, turn: int, agent_text: str) -> bool:
+        """The client answers the agents' words; True when it ended the call."""
+        self.client_context.append({"role": "user", "content": agent_text})
+        reply = await self._complete(self.client_context, _CLIENT_TOOLS)
+        calls = _tool_calls_of(reply)
+        if calls:
+            # The only tool on offer is end_call; any other call is taken as hanging up too,
+            # rather than inventing words for the customer.
+            call = next((c for c in calls if c.function.name == END_CALL_TOOL), None)
+            if call is None:
+                call = ToolCall(
+                    id=calls[0].id, function=FunctionCall(name=END_CALL_TOOL, arguments="{}")
+                )
+            self._record(
+                HistoryEntry(
+                    turn=turn,
+                    speaker=CLIENT_SPEAKER,
+                    content=client_end_call_content(_end_reason(call.function.arguments)),
+                    timestamp=now_iso(),
+                    tool_calls=None if self.basic else [call],
+                )
+            )
+            return True
+        text = _text_of(reply)
+        self.client_context.append({"role": "assistant", "content": text})
+        self._client_said(turn, text)
+        return False
+
+
+def _text_of(reply: Any) -> str:
+    """The spoken text of a completion: a string, or a message object's content; never None."""
+    if reply is None or isinstance(reply, str):
+        return reply or ""
+    return getattr(reply, "content", None) or ""
+
+
+def _tool_calls_of(reply: Any) -> list[ToolCall]:
+    """The reply's tool calls in contract shape (arguments stay the model's JSON string)."""
+    if reply is None or isinstance(reply, str):
+        return []
+    calls: list[ToolCall] = []
+    for raw in getattr(reply, "tool_calls", None) or []:
+        function = getattr(raw, "function", None)
+        name = getattr(function, "name", None)
+        if not name:
+            continue
+        arguments = getattr(function, "arguments", None)
+        calls.append(
+            ToolCall(
+                id=getattr(raw, "id", None) or f"call_{uuid.uuid4().hex[:24]}",
+                function=FunctionCall(
+                    name=name, arguments=arguments if isinstance(arguments, str) else "{}"
+                ),
+            )
+        )
+    return calls
+
+
+def _end_reason(arguments: str) -> str:
+    """The `reason` of an `end_call`; malformed arguments still end the call."""
+    try:
+        parsed = json.loads(arguments or "{}")
+    except ValueError:
+        return DEFAULT_END_REASON
+    reason = parsed.get("reason") if isinstance(parsed, dict) else None
+    return str(reason) if reason else DEFAULT_END_REASON

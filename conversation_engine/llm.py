@@ -1,0 +1,294 @@
+"""The one LLM endpoint object both engines use.
+
+`OpenAIWrapper` keeps the legacy constructor and methods and adds what the AutoGen engine
+needs. Every request of a wrapper, whether it comes from the plain `openai` SDK (legacy engine,
+evaluator) or from AutoGen's `OpenAIChatCompletionClient`, goes through one shared, pooled
+`httpx.AsyncClient`. That makes connection reuse explicit, lets the simulated LLM plug in as an
+httpx transport, and lets `respx` intercept every call: openai 3.x talks through `httpx2`,
+which respx does not patch, but it accepts a classic `httpx.AsyncClient`, which respx does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import openai
+from autogen_core.models import ModelInfo
+from autogen_ext.models.openai import OpenAIChatCompletionClient
+
+from conversation_engine.contract import Usage, is_geo_block
+from conversation_engine.errors import (
+    MALFORMED_RESPONSE_MESSAGE,
+    APIBlockedError,
+    MalformedResponseError,
+)
+from conversation_engine.rate_limit import RateLimitedTransport, RateLimiter
+from conversation_engine.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+#: Legacy price table: USD per 1K tokens, (input, output). Unknown models cost 0.
+PRICES_PER_1K: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.00015, 0.0006),
+    "gpt-4.1-mini": (0.0003, 0.0012),
+    "gpt-4o": (0.005, 0.015),
+    "gpt-4": (0.03, 0.06),
+    "gpt-3.5-turbo": (0.0015, 0.002),
+}
+
+#: What AutoGen is told about a model it does not know (Ollama, vLLM, LM Studio, simulated).
+DEFAULT_MODEL_INFO = ModelInfo(
+    vision=False,
+    function_calling=True,
+    json_output=True,
+    family="unknown",
+    structured_output=False,
+)
+
+SIMULATED_BASE_URL = "http://simulated-llm.local/v1"
+SIMULATED_MODEL = "simulated"
+
+
+def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    prices = PRICES_PER_1K.get(model)
+    if prices is None:
+        return 0.0
+    return (prompt_tokens * prices[0] + completion_tokens * prices[1]) / 1000
+
+
+def _known_to_autogen(model: str) -> bool:
+    from autogen_ext.models.openai._model_info import get_info
+
+    try:
+        get_info(model)
+    except (KeyError, ValueError):
+        return False
+    return True
+
+
+def as_blocked_error(error: BaseException) -> APIBlockedError | None:
+    """An `APIBlockedError` when `error` is a geographic block, else None."""
+    text = str(error)
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        text = f"{text} {json.dumps(body)}"
+    if is_geo_block(text):
+        return APIBlockedError(f"OpenAI API blocked due to geographic restrictions: {error}")
+    return None
+
+
+class OpenAIWrapper:
+    """One model endpoint: key, base URL, model, sampling, retries and a pooled HTTP client.
+
+    The legacy call `OpenAIWrapper(api_key, model=None, max_retries=3)` still works. Use
+    `OpenAIWrapper.simulated()` for the offline test double and `OpenAIWrapper.from_settings()`
+    for whatever the environment configures.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        model: str | None = None,
+        max_retries: int = 3,
+        *,
+        base_url: str | None = None,
+        model_info: ModelInfo | None = None,
+        temperature: float = 0.7,
+        timeout: float = 60.0,
+        max_connections: int = 100,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rate_limiter: RateLimiter | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        settings = settings or get_settings()
+        self.model = model or settings.OPENAI_MODEL
+        self.base_url = base_url or settings.OPENAI_BASE_URL
+        self.temperature = temperature
+        self.max_retries = max_retries
+        self.timeout = timeout
+        # A local gateway (Ollama, vLLM) needs no key, but the SDK insists on one.
+        self._api_key = api_key or settings.OPENAI_API_KEY or "not-needed"
+        if model_info is None and not _known_to_autogen(self.model):
+            model_info = DEFAULT_MODEL_INFO
+        self.model_info = model_info
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        wire = transport or httpx.AsyncHTTPTransport(limits=limits)
+        if rate_limiter is None and (settings.RATE_LIMIT_RPM or settings.RATE_LIMIT_TPM):
+            rate_limiter = RateLimiter(
+                settings.RATE_LIMIT_RPM or None, settings.RATE_LIMIT_TPM or None
+            )
+        self.rate_limiter = rate_limiter
+        if rate_limiter is not None:
+            wire = RateLimitedTransport(wire, rate_limiter)
+        self.http_client = httpx.AsyncClient(
+            transport=wire,
+            limits=limits,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        )
+        self.transport = transport
+        self.client = openai.AsyncOpenAI(
+            api_key=self._api_key,
+            base_url=self.base_url,
+            max_retries=max_retries,
+            timeout=timeout,
+            http_client=self.http_client,
+        )
+        self._usage: dict[str, Usage] = {}
+
+    @classmethod
+    def simulated(
+        cls, config: Any = None, *, model: str = SIMULATED_MODEL, **kwargs: Any
+    ) -> OpenAIWrapper:
+        """A wrapper served by the offline simulated LLM (`config`: a `SimulationConfig`)."""
+        from conversation_engine.simulated_llm import SimulatedLLMTransport
+
+        kwargs.setdefault("max_retries", 0)
+        return cls(
+            "simulated",
+            model,
+            base_url=SIMULATED_BASE_URL,
+            transport=SimulatedLLMTransport(config),
+            **kwargs,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> OpenAIWrapper:
+        """The configured endpoint, or the simulated LLM when no key or base URL is set."""
+        settings = settings or get_settings()
+        if not settings.uses_real_endpoint:
+            return cls.simulated(settings=settings, **kwargs)
+        return cls(settings.OPENAI_API_KEY, settings.OPENAI_MODEL, settings=settings, **kwargs)
+
+    @property
+    def is_simulated(self) -> bool:
+        return self.base_url == SIMULATED_BASE_URL
+
+    def __repr__(self) -> str:
+        # Never show the key.
+        return f"OpenAIWrapper(model={self.model!r}, base_url={self.base_url!r})"
+
+    # Usage -----------------------------------------------------------------------------
+
+    def record_usage(self, session_id: str, prompt_tokens: int, completion_tokens: int) -> None:
+        usage = self._usage.setdefault(session_id, Usage())
+        usage.add(
+            prompt_tokens,
+            completion_tokens,
+            estimate_cost(self.model, prompt_tokens, completion_tokens),
+        )
+
+    def usage(self, session_id: str) -> Usage:
+        """What `chat_completion`/`json_completion` calls for this session used so far."""
+        return self._usage.get(session_id, Usage()).model_copy()
+
+    def pop_usage(self, session_id: str) -> Usage:
+        """The session's usage, forgotten afterwards (so long batches do not accumulate)."""
+        return self._usage.pop(session_id, Usage())
+
+    # Legacy calls -----------------------------------------------------------------------
+
+    async def chat_completion(
+        self,
+        messages: Sequence[dict[str, Any]],
+        session_id: str,
+        temperature: float | None = None,
+        seed: int | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
+        **extra: Any,
+    ) -> tuple[Any, dict[str, int]]:
+        """Legacy: `(content, usage)`, or `(message, usage)` when tools were called."""
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(messages),
+            "temperature": self.temperature if temperature is None else temperature,
+            **extra,
+        }
+        if seed is not None:
+            request["seed"] = seed
+        if tools:
+            request["tools"] = list(tools)
+            request["tool_choice"] = "auto"
+            request["parallel_tool_calls"] = False
+        try:
+            response = await self.client.chat.completions.create(**request)
+        except openai.APIError as error:
+            blocked = as_blocked_error(error)
+            if blocked is not None:
+                raise blocked from error
+            raise
+        if isinstance(response, str):
+            # The SDK hands back the raw text when the body is not JSON.
+            raise MalformedResponseError(MALFORMED_RESPONSE_MESSAGE)
+        if not getattr(response, "choices", None):
+            raise MalformedResponseError(
+                f"The model endpoint returned no choices: {str(response)[:200]}"
+            )
+        usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        if response.usage is not None:
+            usage = {
+                "prompt_tokens": response.usage.prompt_tokens,
+                "completion_tokens": response.usage.completion_tokens,
+                "total_tokens": response.usage.total_tokens,
+            }
+        self.record_usage(session_id, usage["prompt_tokens"], usage["completion_tokens"])
+        message = response.choices[0].message
+        if tools and message.tool_calls:
+            return message, usage
+        return message.content, usage
+
+    async def json_completion(
+        self,
+        messages: Sequence[dict[str, Any]],
+        session_id: str,
+        temperature: float = 0.3,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        """Legacy: JSON mode; invalid JSON gives `{"error": "invalid_json", "content": ...}`."""
+        content, _ = await self.chat_completion(
+            messages, session_id, temperature, seed, response_format={"type": "json_object"}
+        )
+        try:
+            parsed = json.loads(content or "")
+        except (TypeError, ValueError):
+            return {"error": "invalid_json", "content": content}
+        return parsed if isinstance(parsed, dict) else {"error": "invalid_json", "content": content}
+
+    # AutoGen ----------------------------------------------------------------------------
+
+    def create_autogen_client(self, *, seed: int | None = None) -> OpenAIChatCompletionClient:
+        """An AutoGen model client on this endpoint and its shared HTTP client.
+
+        Temperature and seed are sent on every request; parallel tool calls are off because a
+        Swarm executes only the first of several handoffs.
+        """
+        options: dict[str, Any] = {
+            "model": self.model,
+            "api_key": self._api_key,
+            "max_retries": self.max_retries,
+            "timeout": self.timeout,
+            "http_client": self.http_client,
+            "temperature": self.temperature,
+            "parallel_tool_calls": False,
+        }
+        if self.base_url:
+            options["base_url"] = self.base_url
+        if self.model_info is not None:
+            options["model_info"] = self.model_info
+        if seed is not None:
+            options["seed"] = seed
+        return OpenAIChatCompletionClient(**options)
+
+    async def aclose(self) -> None:
+        await self.http_client.aclose()
+
+    async def __aenter__(self) -> OpenAIWrapper:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()

@@ -1,0 +1,447 @@
+"""Scenarios and their variables: file loading, client-data lookup, enrichment, the session id.
+
+A scenario is `{"name": ..., "variables": {...}}` (other top-level keys are kept). Before a
+conversation, `prepare_variables` turns its variables into the ones the prompts are rendered
+with: client data for a `client_id` (from the legacy client-data webhook, or offline from
+`fixtures/clients.json`), lower-case copies of upper-case keys, the legacy defaults, and the
+session id, which is decided here and nowhere else.
+
+The shipped prompt specs are English, so the legacy Russian default and fallback texts are
+given in English; the keys and the rules for when they apply are the legacy ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from conversation_engine.errors import ScenarioError
+from conversation_engine.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+#: Webhook `dynamic_variables` key → the legacy (upper-case) variable it fills.
+WEBHOOK_VARIABLES = {
+    "locations": "LOCATIONS",
+    "delivery_days": "DELIVERY_DAYS",
+    "purchase_history": "PURCHASE_HISTORY",
+    "name": "NAME",
+    "current_date": "CURRENT_DATE",
+}
+
+#: What a failed client-data lookup yields (legacy: no NAME and no CURRENT_DATE).
+FALLBACK_CLIENT_VARIABLES = {
+    "LOCATIONS": "Address not determined",
+    "DELIVERY_DAYS": "By arrangement",
+    "PURCHASE_HISTORY": "Purchase history unavailable",
+}
+
+# Upper-case variables copied to missing lower-case keys (legacy enrichment, in this order).
+_LOWER_CASE_COPIES = (
+    ("LOCATIONS", "locations"),
+    ("DELIVERY_DAYS", "delivery_days"),
+    ("PURCHASE_HISTORY", "purchase_history"),
+    ("NAME", "name"),
+    ("CURRENT_DATE", "current_date"),
+    ("CLIENT_NAME", "name"),
+    ("LOCATION", "locations"),
+)
+
+# Lower-case keys the client data overrides when it has the upper-case value (legacy rule).
+_FORCED_FROM_CLIENT_DATA = (
+    ("NAME", "name"),
+    ("LOCATIONS", "locations"),
+    ("DELIVERY_DAYS", "delivery_days"),
+    ("PURCHASE_HISTORY", "purchase_history"),
+)
+
+DEFAULT_CURRENT_DATE = "2024-01-15"
+DEFAULT_DELIVERY_DAY = "tomorrow"
+DEFAULT_DELIVERY_DAYS = "Monday, Wednesday, Friday"
+DEFAULT_PURCHASE_HISTORY = "No purchase history"
+DEFAULT_CLIENT_NAME = "Customer"
+DEFAULT_LOCATION = "Address not specified"
+
+
+# ---------------------------------------------------------------------------------- scenarios
+
+
+class Scenario(BaseModel):
+    """One scenario: a non-empty name and its variables; other top-level keys are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1)
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A value from the variables, else from the scenario's own top-level keys."""
+        if key in self.variables:
+            return self.variables[key]
+        return (self.model_extra or {}).get(key, default)
+
+
+def parse_scenario(obj: Any, *, where: str = "scenario") -> Scenario:
+    """Validate a scenario dict; `ScenarioError` naming `where` and the field if it is malformed."""
+    if not isinstance(obj, Mapping):
+        raise ScenarioError(
+            f"{where} is {_a(_json_type(obj))}, not an object; write each scenario as "
+            '{"name": "...", "variables": {...}}.'
+        )
+    if "name" not in obj:
+        raise ScenarioError(f"{where} has no 'name'; give every scenario a non-empty name.")
+    name = obj["name"]
+    if not isinstance(name, str):
+        raise ScenarioError(
+            f"{where}: 'name' is {_a(_json_type(name))}; it must be a non-empty string."
+        )
+    if not name.strip():
+        raise ScenarioError(f"{where}: 'name' is empty; give every scenario a non-empty name.")
+    variables = obj.get("variables", {})
+    if not isinstance(variables, Mapping):
+        raise ScenarioError(
+            f"{where}: 'variables' is {_a(_json_type(variables))}; it must be an object of "
+            'variable names to values, e.g. {"CLIENT_NAME": "Anna"}.'
+        )
+    if any(not isinstance(key, str) for key in variables):
+        raise ScenarioError(f"{where}: every key of 'variables' must be a string.")
+    return Scenario.model_validate({**obj, "variables": dict(variables)})
+
+
+def load_scenarios(path: str | Path) -> list[Scenario]:
+    """Scenarios from a JSON array file, or from JSONL (one object per line).
+
+    JSONL is chosen by the `.jsonl`/`.ndjson` extension, or by content: a file that starts with
+    `{` and holds more than one JSON value. Raises `ScenarioError` naming the file, the item
+    (index, and line for JSONL) and the field.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ScenarioError(f"Scenario file '{path}' does not exist; check the path.")
+    if not path.is_file():
+        raise ScenarioError(f"Scenario file '{path}' is not a file; pass a .json or .jsonl file.")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ScenarioError(
+            f"Scenario file '{path}' is not UTF-8 text; save it as UTF-8."
+        ) from None
+    except OSError as exc:
+        raise ScenarioError(
+            f"Scenario file '{path}' cannot be read ({exc.strerror}); check its permissions."
+        ) from None
+    if not text.strip():
+        raise ScenarioError(
+            f"Scenario file '{path}' is empty; it must hold a JSON array of scenarios or one "
+            "JSON object per line (.jsonl)."
+        )
+    if path.suffix.lower() in JSONL_SUFFIXES or _is_json_lines(text):
+        scenarios = _parse_jsonl(path, text)
+    else:
+        scenarios = _parse_json_array(path, text)
+    if not scenarios:
+        raise ScenarioError(f"Scenario file '{path}' holds no scenarios; add at least one.")
+    return scenarios
+
+
+def _is_json_lines(text: str) -> bool:
+    if not text.lstrip().startswith("{"):
+        return False
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        # A valid first object followed by more data is JSON Lines; anything else is broken JSON
+        # and is reported by the array parser with its line and column.
+        return exc.msg == "Extra data"
+    return False
+
+
+def _parse_json_array(path: Path, text: str) -> list[Scenario]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(
+            f"Scenario file '{path}' is not valid JSON: {exc.msg} at line {exc.lineno}, "
+            f"column {exc.colno}."
+        ) from None
+    if not isinstance(data, list):
+        raise ScenarioError(
+            f"Scenario file '{path}': the top level is {_a(_json_type(data))}, not a list; wrap "
+            "the scenarios in [...] (or write one object per line in a .jsonl file)."
+        )
+    return [
+        parse_scenario(item, where=f"Scenario file '{path}' item [{index}]")
+        for index, item in enumerate(data)
+    ]
+
+
+def _parse_jsonl(path: Path, text: str) -> list[Scenario]:
+    scenarios: list[Scenario] = []
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"Scenario file '{path}' line {line_number} (item [{len(scenarios)}])"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ScenarioError(
+                f"{where} is not valid JSON: {exc.msg} at column {exc.colno}; write one complete "
+                "JSON object per line."
+            ) from None
+        scenarios.append(parse_scenario(item, where=where))
+    return scenarios
+
+
+# -------------------------------------------------------------------------------- client data
+
+
+class ClientData(BaseModel):
+    """What a client-data source returns: legacy upper-case variables and a session id."""
+
+    variables: dict[str, Any] = Field(default_factory=dict)
+    session_id: str | None = None
+
+
+def fallback_client_data() -> ClientData:
+    """The legacy result of a failed lookup: placeholder texts, no session id."""
+    return ClientData(variables=dict(FALLBACK_CLIENT_VARIABLES), session_id=None)
+
+
+@runtime_checkable
+class ClientDataSource(Protocol):
+    """Where client data comes from. `get_client_data` never raises: failures give the fallback."""
+
+    async def get_client_data(
+        self, client_id: str, purchase_history_codes: list[str] | None = None
+    ) -> ClientData: ...
+
+
+class WebhookClient:
+    """The legacy client-data webhook (a Retell inbound-call webhook)."""
+
+    def __init__(self, url: str, http_client: httpx.AsyncClient, timeout: float = 30) -> None:
+        self._url = url
+        self._http = http_client
+        self._timeout = timeout
+
+    async def get_client_data(
+        self, client_id: str, purchase_history_codes: list[str] | None = None
+    ) -> ClientData:
+        """POST the client id and map `call_inbound.dynamic_variables`; the fallback on failure."""
+        body: dict[str, Any] = {"call_inbound": {"from_number": client_id}}
+        if purchase_history_codes is not None:
+            body["injected_purchase_history"] = list(purchase_history_codes)
+        try:
+            response = await self._http.post(self._url, json=body, timeout=self._timeout)
+        except Exception as exc:  # any transport failure; CancelledError is not an Exception
+            return self._fallback(client_id, f"{type(exc).__name__}: {self._scrub(str(exc))}")
+        if response.status_code != 200:
+            return self._fallback(client_id, f"HTTP {response.status_code}")
+        try:
+            data = response.json()
+        except ValueError:
+            return self._fallback(client_id, "the response is not JSON")
+        inbound = data.get("call_inbound") if isinstance(data, dict) else None
+        dynamic = inbound.get("dynamic_variables") if isinstance(inbound, dict) else None
+        if not isinstance(dynamic, dict):
+            return self._fallback(client_id, "the response has no call_inbound.dynamic_variables")
+        variables = {
+            output_key: dynamic[webhook_key]
+            for webhook_key, output_key in WEBHOOK_VARIABLES.items()
+            if dynamic.get(webhook_key) is not None
+        }
+        session_id = dynamic.get("session_id")
+        return ClientData(variables=variables, session_id=str(session_id) if session_id else None)
+
+    def _fallback(self, client_id: str, reason: str) -> ClientData:
+        logger.warning(
+            "Client data for client_id %r is unavailable from the webhook at %s (%s); using the "
+            "fallback variables.",
+            client_id,
+            _redact_url(self._url),
+            reason,
+        )
+        return fallback_client_data()
+
+    def _scrub(self, text: str) -> str:
+        # Transport errors can quote the URL, which may carry credentials.
+        return text.replace(self._url, _redact_url(self._url)) if self._url else text
+
+
+class ProfileClientData:
+    """Offline client data: profiles keyed by client id from a JSON file.
+
+    The default file is `<FIXTURES_DIR>/clients.json`. Each profile has the webhook's keys
+    (`name`, `locations`, `delivery_days`, `purchase_history`, `current_date`); the result uses
+    the same upper-case keys as the webhook. Unknown ids, and an unreadable file, give the
+    fallback (with a warning). `purchase_history_codes` are accepted for the common interface
+    and not used: a profile's history is fixed.
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self._path = (
+            Path(path) if path is not None else get_settings().FIXTURES_DIR / "clients.json"
+        )
+        self._profiles: dict[str, Any] | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def _load(self) -> dict[str, Any]:
+        if self._profiles is None:
+            try:
+                data = json.loads(self._path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                logger.warning(
+                    "Client profiles file '%s' cannot be read (%s); every client gets the fallback "
+                    "variables. Fix the file or set WEBHOOK_URL.",
+                    self._path,
+                    exc,
+                )
+                data = {}
+            if not isinstance(data, dict):
+                logger.warning(
+                    "Client profiles file '%s' is not a JSON object keyed by client id; every "
+                    "client gets the fallback variables.",
+                    self._path,
+                )
+                data = {}
+            self._profiles = data
+        return self._profiles
+
+    async def get_client_data(
+        self, client_id: str, purchase_history_codes: list[str] | None = None
+    ) -> ClientData:
+        profile = self._load().get(str(client_id))
+        if not isinstance(profile, dict):
+            logger.warning(
+                "No client profile for client_id %r in '%s'; using the fallback variables.",
+                client_id,
+                self._path,
+            )
+            return fallback_client_data()
+        variables = {
+            output_key: profile[profile_key]
+            for profile_key, output_key in WEBHOOK_VARIABLES.items()
+            if profile.get(profile_key) is not None
+        }
+        return ClientData(variables=variables, session_id=None)
+
+
+def default_client_data(settings: Settings, http_client: httpx.AsyncClient) -> ClientDataSource:
+    """The webhook when `WEBHOOK_URL` is set, else the offline profiles in FIXTURES_DIR."""
+    if settings.WEBHOOK_URL:
+        return WebhookClient(settings.WEBHOOK_URL, http_client)
+    return ProfileClientData(settings.FIXTURES_DIR / "clients.json")
+
+
+# --------------------------------------------------------------------------------- enrichment
+
+
+async def prepare_variables(
+    scenario: Scenario,
+    *,
+    client_data: ClientDataSource | None = None,
+    session_id: str | None = None,
+) -> tuple[dict[str, Any], str]:
+    """The variables a conversation's prompts are rendered with, and its session id.
+
+    1. Copy the scenario's variables.
+    2. If the scenario has a `client_id` (in its variables or at its top level) and a source is
+       given, fetch the client data (with `scenario_purchase_history` as the purchase-history
+       codes), update the variables with it, override `name`, `locations`, `delivery_days`,
+       `purchase_history` from the client data's upper-case values, and set `current_date`
+       from `CURRENT_DATE`.
+    3. Copy upper-case values to missing lower-case keys (`LOCATIONS`, `DELIVERY_DAYS`,
+       `PURCHASE_HISTORY`, `NAME`, `CURRENT_DATE`; then `CLIENT_NAME` → `name`, `LOCATION` →
+       `locations`).
+    4. Fill the legacy defaults for keys still missing.
+    5. Session id: `session_id` if given, else the client data's, else a new uuid4; it is also
+       set as `variables["session_id"]` (replacing any the scenario had).
+
+    Deliberate differences from legacy: an override in step 2 happens only for values the
+    client data has, so a failed lookup no longer blanks `name` to ""; and a missing
+    `CURRENT_DATE` / `CLIENT_NAME` is taken from `current_date` / `name` before the static
+    default, so one prompt never shows two different dates or names.
+    """
+    variables = copy.deepcopy(scenario.variables)
+    data_session_id: str | None = None
+    client_id = scenario.get("client_id")
+    if client_data is not None and client_id not in (None, ""):
+        codes = scenario.get("scenario_purchase_history")
+        data = await client_data.get_client_data(
+            str(client_id), list(codes) if isinstance(codes, list) else None
+        )
+        data_session_id = data.session_id
+        variables.update(data.variables)
+        for upper, lower in _FORCED_FROM_CLIENT_DATA:
+            if upper in data.variables:
+                variables[lower] = data.variables[upper]
+        if variables.get("CURRENT_DATE"):
+            variables["current_date"] = variables["CURRENT_DATE"]
+
+    for upper, lower in _LOWER_CASE_COPIES:
+        if lower not in variables and upper in variables:
+            variables[lower] = variables[upper]
+    _apply_defaults(variables)
+
+    resolved = session_id or data_session_id or str(uuid.uuid4())
+    variables["session_id"] = resolved
+    return variables, resolved
+
+
+def _apply_defaults(variables: dict[str, Any]) -> None:
+    variables.setdefault("CURRENT_DATE", variables.get("current_date", DEFAULT_CURRENT_DATE))
+    variables.setdefault("current_date", DEFAULT_CURRENT_DATE)
+    variables.setdefault("DELIVERY_DAY", DEFAULT_DELIVERY_DAY)
+    variables.setdefault("delivery_days", DEFAULT_DELIVERY_DAYS)
+    variables.setdefault("PURCHASE_HISTORY", DEFAULT_PURCHASE_HISTORY)
+    variables.setdefault("purchase_history", DEFAULT_PURCHASE_HISTORY)
+    variables.setdefault("CLIENT_NAME", variables.get("name", DEFAULT_CLIENT_NAME))
+    variables.setdefault("name", variables["CLIENT_NAME"])
+    variables.setdefault("LOCATION", DEFAULT_LOCATION)
+    variables.setdefault("locations", variables["LOCATION"])
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _redact_url(url: str) -> str:
+    """The URL without user info, query or fragment, which is where credentials live."""
+    try:
+        parsed = httpx.URL(url)
+    except Exception:
+        return "<invalid URL>"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.host}{port}{parsed.path}"
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__

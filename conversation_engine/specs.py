@@ -1,0 +1,650 @@
+"""Prompt specifications: load by name or path, validate, format with scenario variables.
+
+A spec is a JSON file in the legacy format (`name`, `version`, `description`, `agents` keyed by
+agent id; each agent has `name`, `prompt`, `tools`, `description`, `handoffs`). Two agent ids
+are reserved: `client` (the simulated customer, outside the team) and `evaluator` (the scoring
+prompt). Every other agent is a *service agent*; the conversation starts at the *entry agent*,
+which is `entry_agent` when the spec sets it (an addition to the legacy format), else `agent`
+(the legacy convention), else the first service agent.
+
+Differences from the legacy loader, all deliberate:
+
+* Loading validates (tool names, handoff targets, reserved agents, entry agent, agent ids)
+  and raises `SpecError` naming the file and the field; legacy validated only on save.
+* A `file:` prompt that is missing raises `SpecError` instead of becoming the literal prompt
+  "[ERROR: File not found: X]", and a `file:` path that leaves the spec's directory is refused.
+* `format()` is strict (`TemplateVariableError` names the spec, agent and variable), like the
+  AutoGen-era `format_with_variables`; the legacy engine rendered a missing `{{ VAR }}` as-is.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import os
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from conversation_engine.errors import SpecError, TemplateVariableError
+from conversation_engine.settings import get_settings
+from conversation_engine.tools.catalogue import (
+    ToolCatalogue,
+    handoff_target,
+    handoff_tool_name,
+    handoff_tool_schema,
+)
+
+CLIENT_AGENT = "client"
+EVALUATOR_AGENT = "evaluator"
+LEGACY_ENTRY_AGENT = "agent"
+RESERVED_AGENTS = (CLIENT_AGENT, EVALUATOR_AGENT)
+FILE_PROMPT_PREFIX = "file:"
+SPEC_SUFFIX = ".json"
+
+# One environment for every prompt: strict, so a missing variable is an error rather than an
+# empty string; no autoescape, prompts are plain text; trailing newlines kept byte-for-byte.
+_JINJA = jinja2.Environment(
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+_UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
+
+
+class AgentSpec(BaseModel):
+    """One agent entry of a spec. Unknown keys are an error (the legacy loader raised TypeError)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    """Display name, e.g. "Sales Agent"."""
+    prompt: str
+    """The system prompt (a Jinja2 template); a `file:` reference is resolved on load."""
+    tools: list[str] = Field(default_factory=list)
+    description: str | None = None
+    handoffs: dict[str, str] = Field(default_factory=dict)
+    """Target agent id → description of when to hand off."""
+
+    _prompt_file: str | None = PrivateAttr(default=None)
+    # The `file:` name the prompt came from, so template errors can point at the right file.
+
+
+class PromptSpec(BaseModel):
+    """A whole prompt specification: its agents in file order, plus how to start and tool them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    """Display name."""
+    version: str = "1.0.0"
+    description: str | None = None
+    agents: dict[str, AgentSpec]
+    entry_agent: str | None = None
+    """The agent the conversation starts with; not in legacy files (see `entry_agent_id`)."""
+
+    _source_path: Path | None = PrivateAttr(default=None)
+
+    # ----------------------------------------------------------------------------- construction
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source_path: Path | None = None) -> PromptSpec:
+        """Build a spec from parsed JSON, resolving `file:` prompts next to `source_path`.
+
+        Raises `SpecError` with every structural problem as `<file>: <field>: <problem>`.
+        Does not run `validate()`; `load_prompt_spec` does both.
+        """
+        prefix = f"{source_path}: " if source_path else ""
+        if not isinstance(data, dict):
+            raise SpecError(
+                f"{prefix}the top level is a {_json_type(data)}; a prompt spec must be a JSON "
+                "object with 'name' and 'agents'."
+            )
+        try:
+            spec = cls.model_validate(data)
+        except ValidationError as exc:
+            problems = [f"{prefix}{_describe_pydantic_error(error)}" for error in exc.errors()]
+            raise SpecError(_join_problems(source_path, problems)) from None
+        spec._source_path = source_path
+        spec._resolve_file_prompts()
+        return spec
+
+    @property
+    def source_path(self) -> Path | None:
+        """The file the spec was loaded from, if any (not part of the serialised spec)."""
+        return self._source_path
+
+    @property
+    def spec_name(self) -> str:
+        """How errors refer to the spec: the file stem when loaded from a file, else `name`."""
+        return self._source_path.stem if self._source_path else self.name
+
+    def _where(self) -> str:
+        return f"{self._source_path}: " if self._source_path else ""
+
+    def _resolve_file_prompts(self) -> None:
+        for agent_id, agent in self.agents.items():
+            if not agent.prompt.startswith(FILE_PROMPT_PREFIX):
+                continue
+            reference = agent.prompt[len(FILE_PROMPT_PREFIX) :].strip()
+            agent.prompt = self._read_prompt_file(agent_id, reference)
+            agent._prompt_file = reference
+
+    def _read_prompt_file(self, agent_id: str, reference: str) -> str:
+        field = f"agents.{agent_id}.prompt"
+        if self._source_path is None:
+            raise SpecError(
+                f"Prompt spec '{self.name}' {field}: 'file:{reference}' can only be resolved for "
+                "a spec loaded from a file; load it with load_prompt_spec() or inline the prompt."
+            )
+        where = f"{self._source_path}: {field}"
+        if not reference:
+            raise SpecError(f"{where}: 'file:' names no file; write 'file:<name>.txt'.")
+        spec_dir = self._source_path.parent.resolve()
+        relative = Path(reference)
+        target = (spec_dir / relative).resolve()
+        # Prompt files live beside the spec; anything else could read arbitrary files.
+        if relative.is_absolute() or not target.is_relative_to(spec_dir):
+            raise SpecError(
+                f"{where}: 'file:{reference}' points outside the spec's directory; put the "
+                "prompt file in the same directory as the spec (or a sub-directory) and use a "
+                "relative path."
+            )
+        if not target.is_file():
+            raise SpecError(
+                f"{where}: the prompt file '{reference}' does not exist in the spec's directory; "
+                "create it or fix the 'file:' reference."
+            )
+        try:
+            return target.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise SpecError(
+                f"{where}: the prompt file '{reference}' is not UTF-8 text; save it as UTF-8."
+            ) from None
+        except OSError as exc:
+            raise SpecError(
+                f"{where}: the prompt file '{reference}' cannot be read ({exc.strerror}); "
+                "check its permissions."
+            ) from None
+
+    # ----------------------------------------------------------------------------------- agents
+
+    def agent(self, agent_id: str) -> AgentSpec:
+        """The agent with this id; `SpecError` listing the spec's agents if there is none."""
+        try:
+            return self.agents[agent_id]
+        except KeyError:
+            known = ", ".join(self.agents) or "none"
+            raise SpecError(
+                f"Prompt spec '{self.spec_name}' has no agent '{agent_id}'; "
+                f"its agents are: {known}."
+            ) from None
+
+    @property
+    def client(self) -> AgentSpec | None:
+        return self.agents.get(CLIENT_AGENT)
+
+    @property
+    def evaluator(self) -> AgentSpec | None:
+        return self.agents.get(EVALUATOR_AGENT)
+
+    def _service_ids_in_order(self) -> list[str]:
+        return [agent_id for agent_id in self.agents if agent_id not in RESERVED_AGENTS]
+
+    def _default_entry(self) -> str | None:
+        if self.entry_agent is not None:
+            return self.entry_agent
+        if LEGACY_ENTRY_AGENT in self.agents:
+            return LEGACY_ENTRY_AGENT
+        service = self._service_ids_in_order()
+        return service[0] if service else None
+
+    @property
+    def entry_agent_id(self) -> str:
+        """`entry_agent` if set, else `agent` if present, else the first service agent."""
+        entry = self._default_entry()
+        if entry is None:
+            raise SpecError(
+                f"Prompt spec '{self.spec_name}' has no service agent to start with; add an "
+                "agent other than 'client' and 'evaluator'."
+            )
+        return entry
+
+    @property
+    def service_agent_ids(self) -> list[str]:
+        """Every agent but `client` and `evaluator`: the entry agent first, then spec order."""
+        service = self._service_ids_in_order()
+        entry = self._default_entry()
+        if entry in service:
+            service.remove(entry)
+            service.insert(0, entry)
+        return service
+
+    # ------------------------------------------------------------------------------ autogen names
+
+    def autogen_name(self, agent_id: str) -> str:
+        """The AutoGen agent name for a spec agent id (AutoGen needs Python identifiers).
+
+        Identifiers that are not keywords pass unchanged; others are mapped deterministically:
+        invalid characters become `_` ("order-desk" → "order_desk"), a leading digit gets an
+        `agent_` prefix, a keyword gets a `_` suffix. If two ids still meet, the later one in
+        spec order gets `_2`, `_3`, ... (`validate()` reports such collisions, so a loaded spec
+        never relies on the suffix).
+        """
+        self.agent(agent_id)
+        return self._autogen_names()[agent_id]
+
+    def spec_agent_id(self, autogen_name: str) -> str:
+        """The spec agent id behind an AutoGen agent name (the inverse of `autogen_name`)."""
+        for agent_id, name in self._autogen_names().items():
+            if name == autogen_name:
+                return agent_id
+        known = ", ".join(self._autogen_names().values()) or "none"
+        raise SpecError(
+            f"Prompt spec '{self.spec_name}' has no agent with the AutoGen name "
+            f"'{autogen_name}'; its AutoGen names are: {known}."
+        )
+
+    def _autogen_names(self) -> dict[str, str]:
+        # Ids that are already valid claim their names first, so adding an odd id to a spec
+        # never renames an existing agent.
+        names: dict[str, str] = {}
+        taken: set[str] = set()
+        for agent_id in self.agents:
+            if _is_autogen_name(agent_id):
+                names[agent_id] = agent_id
+                taken.add(agent_id)
+        for agent_id in self.agents:
+            if agent_id in names:
+                continue
+            base = _base_autogen_name(agent_id) or "unnamed_agent"
+            candidate, counter = base, 2
+            while candidate in taken:
+                candidate, counter = f"{base}_{counter}", counter + 1
+            names[agent_id] = candidate
+            taken.add(candidate)
+        return {agent_id: names[agent_id] for agent_id in self.agents}
+
+    # ------------------------------------------------------------------------------------ tools
+
+    def get_tool_schemas(
+        self, agent_id: str, catalogue: ToolCatalogue | None = None
+    ) -> list[dict[str, Any]]:
+        """The OpenAI `tools` list for an agent, with the legacy semantics.
+
+        The agent's `tools`, then `handoff_<target>` for each `handoffs` key not already listed.
+        Handoff schemas carry the spec's handoff description. Names the catalogue does not know,
+        and `handoff_X` entries with no `handoffs` key X, are dropped silently (as legacy did;
+        `validate()` is where they are reported). Duplicates are listed once.
+        """
+        agent = self.agent(agent_id)
+        catalogue = catalogue or ToolCatalogue()
+        names = list(agent.tools)
+        names += [handoff_tool_name(t) for t in agent.handoffs if handoff_tool_name(t) not in names]
+        schemas: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                continue
+            seen.add(name)
+            target = handoff_target(name)
+            if target is not None:
+                if target in agent.handoffs:
+                    schemas.append(handoff_tool_schema(target, agent.handoffs[target]))
+            elif name in catalogue:
+                schemas.append(catalogue.schema(name))
+        return schemas
+
+    # ------------------------------------------------------------------------------- validation
+
+    def validate(self, tool_names: Iterable[str] | None = None) -> list[str]:  # type: ignore[override]
+        """Every problem of the spec as one sentence `<file>: <field>: <problem>`; [] if none.
+
+        `tool_names` are the tools agents may use; default: the standard `ToolCatalogue`.
+        """
+        known_tools = frozenset(tool_names) if tool_names is not None else ToolCatalogue().names
+        where = self._where()
+        problems: list[str] = []
+        agent_ids = list(self.agents)
+        service = self._service_ids_in_order()
+
+        if CLIENT_AGENT not in self.agents:
+            problems.append(
+                f"{where}agents: there is no 'client' agent; add one whose prompt plays the "
+                "customer."
+            )
+        if not service:
+            problems.append(
+                f"{where}agents: there is no service agent; add at least one agent other than "
+                "'client' and 'evaluator'."
+            )
+        if self.entry_agent is not None and self.entry_agent not in service:
+            problems.append(
+                f"{where}entry_agent: '{self.entry_agent}' is not a service agent of this spec; "
+                f"use one of: {', '.join(service) or 'none (add a service agent)'}."
+            )
+        problems.extend(self._agent_id_problems(where))
+        for agent_id, agent in self.agents.items():
+            problems.extend(self._tool_problems(where, agent_id, agent, known_tools))
+            problems.extend(self._handoff_problems(where, agent_id, agent, agent_ids))
+        return problems
+
+    def _agent_id_problems(self, where: str) -> list[str]:
+        problems: list[str] = []
+        claimed: dict[str, str] = {}
+        for agent_id in self.agents:
+            base = _base_autogen_name(agent_id)
+            if not base:
+                problems.append(
+                    f"{where}agents.{agent_id!r}: the agent id {agent_id!r} cannot be an AutoGen "
+                    "agent name; use letters, digits and underscores (e.g. 'order_desk')."
+                )
+                continue
+            other = claimed.get(base)
+            if other is not None:
+                problems.append(
+                    f"{where}agents.{agent_id}: the agent ids '{other}' and '{agent_id}' both "
+                    f"become the AutoGen name '{base}'; rename one of them."
+                )
+            else:
+                claimed[base] = agent_id
+        return problems
+
+    def _tool_problems(
+        self, where: str, agent_id: str, agent: AgentSpec, known_tools: frozenset[str]
+    ) -> list[str]:
+        problems: list[str] = []
+        seen: set[str] = set()
+        for index, tool in enumerate(agent.tools):
+            field = f"{where}agents.{agent_id}.tools[{index}]"
+            target = handoff_target(tool)
+            if tool in seen:
+                problems.append(f"{field}: '{tool}' is listed twice; remove the duplicate.")
+            elif target is not None:
+                if target not in agent.handoffs:
+                    problems.append(
+                        f"{field}: '{tool}' has no matching key in agents.{agent_id}.handoffs, so "
+                        f'it would be dropped; add "{target}": "<when to hand off>" to the '
+                        "handoffs or remove the tool."
+                    )
+            elif tool not in known_tools:
+                known = ", ".join(sorted(known_tools))
+                problems.append(f"{field}: unknown tool '{tool}'; known tools: {known}.")
+            seen.add(tool)
+        return problems
+
+    def _handoff_problems(
+        self, where: str, agent_id: str, agent: AgentSpec, agent_ids: list[str]
+    ) -> list[str]:
+        problems: list[str] = []
+        if agent_id in RESERVED_AGENTS and agent.handoffs:
+            problems.append(
+                f"{where}agents.{agent_id}.handoffs: '{agent_id}' is not part of the service "
+                "team and cannot hand off; remove its handoffs."
+            )
+            return problems
+        for target in agent.handoffs:
+            field = f"{where}agents.{agent_id}.handoffs.{target}"
+            if target == agent_id:
+                problems.append(f"{field}: agent '{agent_id}' hands off to itself; remove it.")
+            elif target in RESERVED_AGENTS:
+                problems.append(
+                    f"{field}: agents cannot hand off to '{target}', which is outside the service "
+                    "team (the engine returns each turn to the customer itself); remove it."
+                )
+            elif target not in agent_ids:
+                problems.append(
+                    f"{field}: the handoff target '{target}' is not an agent of this spec; use one "
+                    f"of: {', '.join(a for a in agent_ids if a not in RESERVED_AGENTS)}."
+                )
+        return problems
+
+    # ------------------------------------------------------------------------------- formatting
+
+    def format(self, variables: Mapping[str, Any]) -> PromptSpec:
+        """A new spec with every agent's prompt rendered with `variables`; self is unchanged.
+
+        Rendering is strict: a variable the template uses but `variables` lacks raises
+        `TemplateVariableError` naming the spec, agent and variable; a template syntax error
+        raises `SpecError` naming the agent and the line.
+        """
+        formatted = self.model_copy(deep=True)
+        context = dict(variables)
+        for agent_id, agent in formatted.agents.items():
+            agent.prompt = self._render(agent_id, agent, context)
+        return formatted
+
+    def _render(self, agent_id: str, agent: AgentSpec, variables: dict[str, Any]) -> str:
+        subject = f"Prompt spec '{self.spec_name}' agent '{agent_id}'"
+        source = f"its prompt file '{agent._prompt_file}'" if agent._prompt_file else "its prompt"
+        try:
+            return _JINJA.from_string(agent.prompt).render(variables)
+        except jinja2.TemplateSyntaxError as exc:
+            raise SpecError(
+                f"{subject} has a template syntax error on line {exc.lineno} of {source}: "
+                f"{exc.message}; fix the Jinja2 syntax."
+            ) from None
+        except jinja2.UndefinedError as exc:
+            match = _UNDEFINED_NAME.match(str(exc))
+            if match:
+                variable = match.group(1)
+                raise TemplateVariableError(
+                    f"{subject} uses the variable '{variable}', which the scenario does not "
+                    "provide; add it to the scenario's variables.",
+                    agent_id=agent_id,
+                    variable=variable,
+                ) from None
+            raise TemplateVariableError(
+                f"{subject} reads a value the scenario's variables do not have ({exc}); fix the "
+                "template or give the variable that shape.",
+                agent_id=agent_id,
+                variable=None,
+            ) from None
+        except Exception as exc:
+            raise SpecError(
+                f"{subject} failed to render ({type(exc).__name__}: {exc}); fix the template or "
+                "the variables it uses."
+            ) from None
+
+    # ---------------------------------------------------------------------------- serialisation
+
+    def to_dict(self) -> dict[str, Any]:
+        """The legacy JSON shape: `description` always present, None fields dropped from agents."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "agents": {
+                agent_id: agent.model_dump(exclude_none=True)
+                for agent_id, agent in self.agents.items()
+            },
+        }
+        if self.entry_agent is not None:
+            data["entry_agent"] = self.entry_agent
+        return data
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+def load_prompt_spec(
+    name_or_path: str | Path,
+    *,
+    spec_dir: Path | None = None,
+    tool_names: Iterable[str] | None = None,
+) -> PromptSpec:
+    """Load, resolve and validate a spec, by name (`<spec_dir>/<name>.json`) or by path.
+
+    A `Path`, a string with a path separator, or an existing file is loaded directly; a bare
+    name (with or without `.json`) is looked up in `spec_dir`, default `PROMPTS_DIR`. Tool names
+    are checked against `tool_names`, default the standard `ToolCatalogue`.
+    Raises `SpecError` naming the file and what to fix.
+    """
+    path = _resolve_spec_path(name_or_path, spec_dir)
+    data = _read_spec_json(path)
+    spec = PromptSpec.from_dict(data, source_path=path)
+    problems = spec.validate(tool_names)
+    if problems:
+        raise SpecError(_join_problems(path, problems))
+    return spec
+
+
+def list_prompt_specs(spec_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Summaries of the specs in `spec_dir` (default `PROMPTS_DIR`), sorted by name.
+
+    Files that are not readable JSON objects with an `agents` object are skipped.
+    """
+    directory = spec_dir if spec_dir is not None else get_settings().PROMPTS_DIR
+    if not directory.is_dir():
+        return []
+    summaries: list[dict[str, Any]] = []
+    for path in sorted(directory.glob(f"*{SPEC_SUFFIX}")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            stat = path.stat()
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("agents"), dict):
+            continue
+        summaries.append(
+            {
+                "name": path.stem,
+                "display_name": data.get("name", path.stem),
+                "version": data.get("version", "1.0.0"),
+                "description": data.get("description"),
+                "agents": list(data["agents"]),
+                "file_size": stat.st_size,
+                "last_modified": datetime.fromtimestamp(stat.st_mtime).isoformat(),
+            }
+        )
+    return summaries
+
+
+def _looks_like_path(text: str) -> bool:
+    separators = [sep for sep in (os.sep, os.altsep, "/") if sep]
+    return any(sep in text for sep in separators)
+
+
+def _resolve_spec_path(name_or_path: str | Path, spec_dir: Path | None) -> Path:
+    if isinstance(name_or_path, Path) or _looks_like_path(name_or_path):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise SpecError(
+                f"Prompt spec file '{path}' does not exist; check the path or pass a spec name."
+            )
+        return path
+    if Path(name_or_path).is_file():
+        return Path(name_or_path)
+    directory = spec_dir if spec_dir is not None else get_settings().PROMPTS_DIR
+    file_name = name_or_path if name_or_path.endswith(SPEC_SUFFIX) else name_or_path + SPEC_SUFFIX
+    path = directory / file_name
+    if path.is_file():
+        return path
+    if not directory.is_dir():
+        raise SpecError(
+            f"Unknown prompt spec '{name_or_path}': the spec directory '{directory}' does not "
+            "exist; set PROMPTS_DIR or pass the spec file's path."
+        )
+    available = ", ".join(sorted(p.stem for p in directory.glob(f"*{SPEC_SUFFIX}"))) or "none"
+    raise SpecError(
+        f"Unknown prompt spec '{name_or_path}'; the specs in '{directory}' are: {available}."
+    )
+
+
+def _read_spec_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise SpecError(f"Prompt spec file '{path}' is not UTF-8 text; save it as UTF-8.") from None
+    except OSError as exc:
+        raise SpecError(
+            f"Prompt spec file '{path}' cannot be read ({exc.strerror}); check its permissions."
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(
+            f"Prompt spec file '{path}' is not valid JSON: {exc.msg} at line {exc.lineno}, "
+            f"column {exc.colno}."
+        ) from None
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _is_autogen_name(agent_id: str) -> bool:
+    return agent_id.isidentifier() and not keyword.iskeyword(agent_id)
+
+
+def _base_autogen_name(agent_id: str) -> str:
+    """The mapped name before collision suffixes; "" when the id has no letter or digit."""
+    if _is_autogen_name(agent_id):
+        return agent_id
+    if not any(ch.isalnum() for ch in agent_id):
+        return ""
+    name = "".join(ch if f"a{ch}".isidentifier() else "_" for ch in agent_id)
+    if not name[0].isidentifier():
+        name = f"agent_{name}"
+    if keyword.iskeyword(name):
+        name = f"{name}_"
+    return name
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return names.get(type(value), type(value).__name__)
+
+
+_PYDANTIC_MESSAGES = {
+    "list_type": "expected a list",
+    "dict_type": "expected an object",
+    "string_type": "expected a string",
+    "model_type": "expected an object",
+}
+
+_ALLOWED_KEYS = {
+    "agent": ", ".join(AgentSpec.model_fields),
+    "spec": ", ".join(PromptSpec.model_fields),
+}
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    """`agents.support.tools[2]: ` for a pydantic location; "" for the top level."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return f"{text}: " if text else ""
+
+
+def _describe_pydantic_error(error: Any) -> str:
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden":
+        parent, key = _format_loc(loc[:-1]), loc[-1]
+        allowed = _ALLOWED_KEYS["agent" if len(loc) == 3 else "spec"]
+        return f"{parent}unknown key '{key}'; allowed keys: {allowed}."
+    if error["type"] == "missing":
+        return f"{_format_loc(loc[:-1])}the required key '{loc[-1]}' is missing; add it."
+    text = _PYDANTIC_MESSAGES.get(error["type"])
+    if text is None:
+        text = str(error["msg"])[:1].lower() + str(error["msg"])[1:]
+    else:
+        text = f"{text}, got {_json_type(error.get('input'))}"
+    return f"{_format_loc(loc)}{text}."
+
+
+def _join_problems(path: Path | None, problems: list[str]) -> str:
+    """One problem as it is; several as a short list under a heading naming the file."""
+    if len(problems) == 1:
+        return problems[0]
+    subject = f"Prompt spec file '{path}'" if path else "The prompt spec"
+    listed = "\n".join(f"  - {problem}" for problem in problems)
+    return f"{subject} has {len(problems)} problems:\n{listed}"

@@ -1,0 +1,68 @@
+"""The benchmarks run end to end and produce their documented keys.
+
+Smoke only: every benchmark is run at a tiny size and nothing about timings is asserted
+(performance claims live in `benchmarks/`, measured side by side, never in tests).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import memory, overhead, startup, throughput, tokens
+
+
+async def test_overhead_keys() -> None:
+    results = await overhead.measure(scenario_count=1, rounds=1)
+    for key in (
+        "autogen_cpu_ms_per_call",
+        "legacy_cpu_ms_per_call",
+        "floor_cpu_ms_per_call",
+        "ratio_autogen_legacy",
+    ):
+        assert isinstance(results[key], float), key
+    assert overhead.table(results)
+
+
+async def test_throughput_keys() -> None:
+    results = await throughput.measure(
+        (1, 2), ("autogen", "legacy"), latency_ms=5, jitter_ms=0, quick=True, direct=False
+    )
+    assert {row["concurrency"] for row in results["runs"]} == {1, 2}
+    for row in results["runs"]:
+        assert row["completed"] == row["conversations"]
+        for key in (
+            "concurrency",
+            "latency_ms",
+            "conversations_per_s",
+            "bound_per_s",
+            "efficiency",
+        ):
+            assert key in row, key
+    assert set(results["calls_per_cpu_second"]) == {"autogen", "legacy"}
+    assert throughput.table(results)
+
+
+def test_memory_keys() -> None:
+    results = memory.measure(conversations=4, repeats=1, latency_ms=5)
+    assert isinstance(results["rss_mb_per_conversation"], float)
+    assert set(results["rss_mb_per_conversation_by_engine"]) == {"autogen", "legacy"}
+    assert all(run["completed"] == 4 for run in results["runs"])
+    assert memory.table(results)
+
+
+def test_tokens_writes_its_json(tmp_path: Path) -> None:
+    out = tmp_path / "tokens.json"
+    tokens.main(["--quick", "--out", str(out)])
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert document["benchmark"] == "tokens" and document["mode"] == "quick"
+    for key in ("calls_ratio_autogen_legacy", "prompt_tokens_ratio_autogen_legacy"):
+        assert isinstance(document[key], float), key
+    assert document["problems"] == []
+
+
+def test_startup_keys() -> None:
+    results = startup.measure(repeats=1, warm_up=False)
+    for key in ("help_seconds", "import_seconds"):
+        assert isinstance(results[key], float), key
+    assert startup.table(results)
