@@ -73,7 +73,9 @@ class RecordingTransport(SimulatedLLMTransport):
     `endpoint_cpu_seconds` is the CPU of the whole in-process endpoint (parsing the request,
     the model, serialising the reply); it is exact only at zero latency, where answering a
     request never yields to the event loop. With `count_usage`, the `usage` of every reply is
-    summed too (independently of what the engines count); it costs a parse per reply.
+    summed too (independently of what the engines count); it costs a parse per reply. With
+    `record_times`, `sent_at` gets the `time.perf_counter()` at which each chat request
+    reached the endpoint.
     """
 
     def __init__(
@@ -82,10 +84,13 @@ class RecordingTransport(SimulatedLLMTransport):
         *,
         keep_bodies: bool = False,
         count_usage: bool = False,
+        record_times: bool = False,
     ) -> None:
         super().__init__(config)
         self.keep_bodies = keep_bodies
         self.count_usage = count_usage
+        self.record_times = record_times
+        self.sent_at: list[float] = []
         self.bodies: list[bytes] = []
         self.request_bytes = 0
         self.endpoint_cpu_seconds = 0.0
@@ -98,6 +103,8 @@ class RecordingTransport(SimulatedLLMTransport):
             self.request_bytes += len(body)
             if self.keep_bodies:
                 self.bodies.append(body)
+        if self.record_times and request.url.path.endswith("/chat/completions"):
+            self.sent_at.append(time.perf_counter())
         started = time.thread_time()
         response = await super().handle_async_request(request)
         self.endpoint_cpu_seconds += time.thread_time() - started
@@ -114,6 +121,7 @@ def simulated_wrapper(
     *,
     keep_bodies: bool = False,
     count_usage: bool = False,
+    record_times: bool = False,
 ) -> Any:
     """An `OpenAIWrapper` on its own simulated LLM (`RecordingTransport`), so its stats are its own.
 
@@ -122,7 +130,9 @@ def simulated_wrapper(
     from conversation_engine.llm import SIMULATED_BASE_URL, SIMULATED_MODEL, OpenAIWrapper
 
     config = SimulationConfig(latency_ms=latency_ms, latency_jitter_ms=jitter_ms)
-    transport = RecordingTransport(config, keep_bodies=keep_bodies, count_usage=count_usage)
+    transport = RecordingTransport(
+        config, keep_bodies=keep_bodies, count_usage=count_usage, record_times=record_times
+    )
     return OpenAIWrapper(
         "simulated",
         SIMULATED_MODEL,

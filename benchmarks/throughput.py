@@ -7,11 +7,18 @@ Runs of the two engines alternate at each concurrency, in one process.
 
 * `bound_per_s`: the latency bound, concurrency / (model calls per conversation x latency):
   what an engine costing no CPU would achieve with that many conversations always in flight.
-  `efficiency` is achieved / bound.
-* A finite batch also ends with a tail in which fewer than `concurrency` conversations are
-  left. `schedule_bound_per_s` replays the batch's own conversations (their model calls, in
-  launch order) on `concurrency` slots at zero CPU, so `schedule_efficiency` isolates what
-  the engine's CPU costs from what the batch's shape costs.
+* `efficiency` is measured while that holds: from the start of the batch until its last
+  conversation is launched, every slot holds a conversation. It is the share of that slot
+  time spent waiting on the model (each request counts its nominal latency, clipped to the
+  window); the rest went to CPU, the engine's and the SDK's, and to waiting for the event
+  loop. A slot that waits on the model 100% of the time completes one model call per latency,
+  so `conversations_per_s` = `efficiency` x `bound_per_s`.
+* After the last launch the batch drains: fewer than `concurrency` conversations are left,
+  and the slowest sets the end. `batch_conversations_per_s` is the whole batch (conversations
+  / wall time, drain included), `batch_efficiency` that against the bound, and
+  `schedule_efficiency` that against a zero-CPU replay of the same batch (its conversations'
+  model calls, in launch order, on `concurrency` slots), which isolates the engine's CPU
+  from the batch's shape.
 * `calls_per_cpu_second`: model calls per CPU-second of the process, the simulated model's
   own CPU subtracted: the capacity of one core, which bounds throughput at high concurrency.
 """
@@ -39,12 +46,32 @@ TARGET_EFFICIENCY = {64: 0.90, 256: 0.75}
 
 
 def batch_size(concurrency: int, quick: bool) -> int:
-    """Conversations per run: enough waves that the batch's tail matters little."""
+    """Conversations per run: enough beyond `concurrency` for a window with every slot busy."""
     if quick:
-        return max(2, concurrency)
+        return concurrency + max(1, concurrency // 2)
     if concurrency == 1:
-        return 4
+        return 3
     return concurrency * (2 if concurrency >= 256 else 4)
+
+
+def busy_efficiency(
+    sent_at: Sequence[float],
+    latency_s: float,
+    started: float,
+    last_launch: float | None,
+    concurrency: int,
+) -> float | None:
+    """Share of slot time spent waiting on the model while every slot held a conversation.
+
+    None when there was no such window of at least one latency period (a batch no larger
+    than its concurrency) or no latency to wait on.
+    """
+    if last_launch is None or latency_s <= 0 or last_launch - started < latency_s:
+        return None
+    waiting = sum(
+        max(0.0, min(sent + latency_s, last_launch) - max(sent, started)) for sent in sent_at
+    )
+    return waiting / (concurrency * (last_launch - started))
 
 
 def schedule_makespan(calls: Sequence[int], slots: int, latency_s: float) -> float:
@@ -59,24 +86,53 @@ def schedule_makespan(calls: Sequence[int], slots: int, latency_s: float) -> flo
     return end
 
 
+class _Launches:
+    """When the batch's last conversation was launched (`time.perf_counter()`)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.launched = 0
+        self.last: float | None = None
+
+    def one_more(self) -> None:
+        self.launched += 1
+        if self.launched == self.total:
+            self.last = time.perf_counter()
+
+
 async def _run_direct(
-    engine_name: str, wrapper: Any, scenarios: list[dict[str, Any]], concurrency: int
+    engine_name: str,
+    wrapper: Any,
+    scenarios: list[dict[str, Any]],
+    concurrency: int,
+    launches: _Launches,
 ) -> list[dict[str, Any]]:
     engine = common.make_engine(engine_name, wrapper)
     semaphore = asyncio.Semaphore(concurrency)
 
     async def one(scenario: dict[str, Any]) -> dict[str, Any]:
         async with semaphore:
+            launches.one_more()
             return await engine.run_conversation_with_tools(scenario)
 
     return list(await asyncio.gather(*(one(scenario) for scenario in scenarios)))
 
 
 async def _run_processor(
-    engine_name: str, wrapper: Any, scenarios: list[dict[str, Any]], concurrency: int
+    engine_name: str,
+    wrapper: Any,
+    scenarios: list[dict[str, Any]],
+    concurrency: int,
+    launches: _Launches,
 ) -> list[dict[str, Any]]:
     from conversation_engine.batch.processor import BatchProcessor
     from conversation_engine.tools.shop import EmulatedShop
+
+    def on_progress(event: Any) -> None:
+        # Runs started so far = finished + running; it reaches the total at the last launch.
+        if launches.last is None and event.done + event.active >= event.total:
+            launches.launched = event.total
+            launches.last = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="benchmark-") as output_dir:
         processor = BatchProcessor(
@@ -88,7 +144,7 @@ async def _run_processor(
             evaluate=False,
         )
         batch_id = processor.create_batch_job(scenarios, prompt_spec_name=common.DEFAULT_SPEC)
-        outcome = await processor.run_batch(batch_id)
+        outcome = await processor.run_batch(batch_id, on_progress=on_progress)
     rows = outcome["results"]
     return sorted(rows, key=lambda row: row["scenario_index"])
 
@@ -104,11 +160,12 @@ async def run_once(
 ) -> dict[str, Any]:
     """One batch; its row of the results."""
     scenarios = common.cycled(common.shipped_scenarios(), conversations)
-    wrapper = common.simulated_wrapper(latency_ms, jitter_ms)
+    wrapper = common.simulated_wrapper(latency_ms, jitter_ms, record_times=True)
     runner = _run_direct if direct else _run_processor
+    launches = _Launches(len(scenarios))
     common.settle()
     start = common.Meter.read(wrapper.transport)
-    results = await runner(engine_name, wrapper, scenarios, concurrency)
+    results = await runner(engine_name, wrapper, scenarios, concurrency, launches)
     span = common.Meter.read(wrapper.transport).since(start)
     await wrapper.aclose()
 
@@ -117,8 +174,14 @@ async def run_once(
     calls = [(result.get("usage") or {}).get("calls", 0) for result in results]
     latency_s = latency_ms / 1000
     calls_per_conversation = span.calls / len(results)
-    bound = concurrency / (calls_per_conversation * latency_s) if latency_s else float("inf")
-    achieved = len(results) / span.wall
+    # Without latency there is no latency bound (and nothing to be efficient against).
+    bound = concurrency / (calls_per_conversation * latency_s) if latency_s else None
+    batch_rate = len(results) / span.wall
+    busy = busy_efficiency(
+        wrapper.transport.sent_at, latency_s, start.wall, launches.last, concurrency
+    )
+    # Without a window in which every slot was busy, the whole batch is all there is.
+    achieved = batch_rate if busy is None or bound is None else busy * bound
     schedule = len(results) / schedule_makespan(calls, concurrency, latency_s) if latency_s else 0
     return {
         "engine": engine_name,
@@ -127,12 +190,20 @@ async def run_once(
         "conversations": len(results),
         "completed": completed,
         "calls_per_conversation": round(calls_per_conversation, 3),
-        "wall_s": round(span.wall, 3),
         "conversations_per_s": round(achieved, 3),
-        "bound_per_s": round(bound, 3),
-        "efficiency": round(achieved / bound, 3),
+        "bound_per_s": None if bound is None else round(bound, 3),
+        "efficiency": None if bound is None else round(achieved / bound, 3),
+        "measured_over": "whole batch" if busy is None else "every slot busy",
+        "busy_window_s": (
+            round(launches.last - start.wall)
+            if busy is not None and launches.last is not None
+            else None
+        ),
+        "wall_s": round(span.wall, 3),
+        "batch_conversations_per_s": round(batch_rate, 3),
+        "batch_efficiency": None if bound is None else round(batch_rate / bound, 3),
         "schedule_bound_per_s": round(schedule, 3),
-        "schedule_efficiency": round(achieved / schedule, 3) if schedule else None,
+        "schedule_efficiency": round(batch_rate / schedule, 3) if schedule else None,
         "cpu_s": round(span.cpu, 3),
         "model_cpu_s": round(span.model_cpu, 3),
         "calls_per_cpu_second": round(span.calls / span.engine_cpu, 1),
@@ -190,6 +261,12 @@ async def measure(
             "runner": "engine directly (asyncio.Semaphore)" if direct else "BatchProcessor",
             "evaluation": "off",
             "bound_per_s": "concurrency / (model calls per conversation x latency)",
+            "efficiency": (
+                "share of slot time spent waiting on the model (nominal latency per request) "
+                "from the start to the last launch, while every slot held a conversation"
+            ),
+            "conversations_per_s": "efficiency x bound_per_s",
+            "batch_conversations_per_s": "conversations / wall time of the whole batch",
             "calls_per_cpu_second": "model calls / (process CPU - simulated model CPU), all runs",
         },
     }
@@ -202,10 +279,11 @@ def table(results: dict[str, Any]) -> str:
             row["concurrency"],
             row["conversations"],
             row["calls_per_conversation"],
-            row["wall_s"],
             row["conversations_per_s"],
             row["bound_per_s"],
             row["efficiency"],
+            row["wall_s"],
+            row["batch_efficiency"],
             row["schedule_efficiency"],
             row["calls_per_cpu_second"],
         )
@@ -220,10 +298,11 @@ def table(results: dict[str, Any]) -> str:
             "concurrency",
             "conversations",
             "calls/conv",
-            "wall s",
-            "conv/s",
+            "conv/s (all slots busy)",
             "bound conv/s",
-            "efficiency",
+            "**efficiency**",
+            "batch wall s",
+            "batch efficiency",
             "schedule efficiency",
             "calls per CPU-s",
         ),

@@ -27,10 +27,12 @@ _EXPORTS: dict[str, str] = {
     "TemplateVariableError": "conversation_engine.errors",
     "UnknownToolError": "conversation_engine.errors",
     "APIBlockedError": "conversation_engine.errors",
+    "MalformedResponseError": "conversation_engine.errors",
     # configuration and endpoint
     "Settings": "conversation_engine.settings",
     "get_settings": "conversation_engine.settings",
     "OpenAIWrapper": "conversation_engine.llm",
+    "RateLimiter": "conversation_engine.rate_limit",
     # specs and scenarios
     "PromptSpec": "conversation_engine.specs",
     "AgentSpec": "conversation_engine.specs",
@@ -55,6 +57,11 @@ _EXPORTS: dict[str, str] = {
     "ConversationAdapter": "conversation_engine.autogen.adapter",
     "SimulatedClient": "conversation_engine.autogen.client",
     "LegacyConversationEngine": "conversation_engine.legacy.engine",
+    # batches and A/B comparison
+    "BatchProcessor": "conversation_engine.batch.processor",
+    "BatchProgress": "conversation_engine.batch.job",
+    "ConversationEvaluator": "conversation_engine.batch.evaluator",
+    "run_comparison": "conversation_engine.compare.harness",
     # offline model
     "SimulatedLLMTransport": "conversation_engine.simulated_llm",
     "SimulationConfig": "conversation_engine.simulated_llm",
@@ -67,8 +74,11 @@ __all__ = [
     "AutogenConversationEngine",
     "AutogenMASFactory",
     "AutogenToolFactory",
+    "BatchProcessor",
+    "BatchProgress",
     "ConversationAdapter",
     "ConversationEngine",
+    "ConversationEvaluator",
     "ConversationResult",
     "ConversationStatus",
     "EmulatedShop",
@@ -77,10 +87,12 @@ __all__ = [
     "HistoryEntry",
     "HttpToolBackend",
     "LegacyConversationEngine",
+    "MalformedResponseError",
     "OpenAIWrapper",
     "PromptSpec",
     "PythonTool",
     "PythonToolBackend",
+    "RateLimiter",
     "Scenario",
     "ScenarioError",
     "SessionTools",
@@ -103,6 +115,7 @@ __all__ = [
     "load_scenarios",
     "prepare_variables",
     "python_tool",
+    "run_comparison",
     "safe_parse_tool_result",
 ]
 
@@ -125,6 +138,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from conversation_engine.autogen.client import SimulatedClient
     from conversation_engine.autogen.engine import AutogenConversationEngine
     from conversation_engine.autogen.mas_factory import AutogenMASFactory
+    from conversation_engine.batch.evaluator import ConversationEvaluator
+    from conversation_engine.batch.job import BatchProgress
+    from conversation_engine.batch.processor import BatchProcessor
+    from conversation_engine.compare.harness import run_comparison
     from conversation_engine.contract import (
         ConversationEngine,
         ConversationResult,
@@ -138,6 +155,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from conversation_engine.errors import (
         APIBlockedError,
+        MalformedResponseError,
         ScenarioError,
         SpecError,
         TemplateVariableError,
@@ -146,6 +164,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from conversation_engine.legacy.engine import LegacyConversationEngine
     from conversation_engine.llm import OpenAIWrapper
+    from conversation_engine.rate_limit import RateLimiter
     from conversation_engine.scenario import Scenario, load_scenarios, prepare_variables
     from conversation_engine.settings import Settings, get_settings
     from conversation_engine.simulated_llm import Fault, SimulatedLLMTransport, SimulationConfig

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     help="Simulate and A/B-test multi-agent customer-service bots.",
@@ -41,6 +43,25 @@ SIMULATED_BANNER = (
 )
 
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+# Options several commands share, declared once so their names and help stay the same.
+ScenariosArgument = Annotated[
+    Path | None,
+    typer.Argument(
+        help="Scenario file (JSON array or JSONL). Default: the shipped shop scenarios."
+    ),
+]
+BasicOption = Annotated[
+    bool, typer.Option("--basic", help="Basic mode: entry agent only, no tools.")
+]
+MaxTurnsOption = Annotated[
+    int | None, typer.Option(help="Exchanges per conversation (default MAX_TURNS).")
+]
+TimeoutOption = Annotated[
+    float | None, typer.Option(help="Seconds per conversation (default TIMEOUT_SEC).")
+]
+ConcurrencyOption = Annotated[
+    int | None, typer.Option(min=1, help="Conversations at once (default CONCURRENCY).")
+]
 
 
 @contextmanager
@@ -53,8 +74,29 @@ def user_errors(debug: bool) -> Iterator[None]:
     except UserInputError as error:
         if debug:
             raise
-        err_console.print(f"[bold red]Error:[/] {error}")
+        # One line, whatever the terminal width, and the message as written: a path or a
+        # field like "item [0]" must not be wrapped or read as console markup.
+        err_console.print(f"[bold red]Error:[/] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+class _DropCancellations(logging.Filter):
+    """Drops records whose exception is a cancellation.
+
+    Ctrl-C and conversation timeouts cancel the agent calls in flight; AutoGen's runtime logs
+    each one as an error with a traceback, which is noise: the result or the interruption
+    message already says what happened.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, asyncio.CancelledError)
+
+
+def _quiet_cancellations() -> None:
+    runtime_logger = logging.getLogger("autogen_core")
+    if not any(isinstance(f, _DropCancellations) for f in runtime_logger.filters):
+        runtime_logger.addFilter(_DropCancellations())
 
 
 def default_scenarios_path() -> Path:
@@ -106,28 +148,15 @@ async def _run_all(
 
 @app.command()
 def run(
-    scenarios: Annotated[
-        Path | None,
-        typer.Argument(
-            help="Scenario file (JSON array or JSONL). Default: the shipped shop scenarios."
-        ),
-    ] = None,
+    scenarios: ScenariosArgument = None,
     spec: Annotated[str, typer.Option(help="Prompt spec name or path.")] = "multiagent_prompts",
     engine: Annotated[
         str, typer.Option(help="'autogen', 'legacy' or package.module:Class.")
     ] = "autogen",
-    basic: Annotated[
-        bool, typer.Option("--basic", help="Basic mode: entry agent only, no tools.")
-    ] = False,
-    max_turns: Annotated[
-        int | None, typer.Option(help="Exchanges per conversation (default MAX_TURNS).")
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option(help="Seconds per conversation (default TIMEOUT_SEC).")
-    ] = None,
-    concurrency: Annotated[
-        int | None, typer.Option(help="Conversations at once (default CONCURRENCY).")
-    ] = None,
+    basic: BasicOption = False,
+    max_turns: MaxTurnsOption = None,
+    timeout: TimeoutOption = None,
+    concurrency: ConcurrencyOption = None,
     out: Annotated[Path | None, typer.Option(help="Where to write the results JSON.")] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the results as JSON instead of transcripts.")
@@ -137,12 +166,16 @@ def run(
     """Play scenarios through an engine, show the transcripts and write the contract results."""
     with user_errors(debug):
         from conversation_engine.engines import create_engine, resolve_engine
-        from conversation_engine.scenario import load_scenarios
+        from conversation_engine.scenario import check_variables, load_scenarios
         from conversation_engine.settings import get_settings
+        from conversation_engine.specs import PromptSpec
         from conversation_engine.transcript import print_transcript
 
         settings = get_settings()
-        loaded = load_scenarios(scenarios or default_scenarios_path())
+        scenario_path = scenarios or default_scenarios_path()
+        loaded = load_scenarios(scenario_path)
+        if not debug:
+            _quiet_cancellations()
         engine_cls = resolve_engine(engine)
         out = out or settings.RESULTS_DIR / f"run-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
 
@@ -150,6 +183,9 @@ def run(
             wrapper = make_wrapper(quiet=as_json)
             try:
                 instance = create_engine(engine_cls, wrapper, spec)
+                prompt_spec = getattr(instance, "prompt_specification", None)
+                if isinstance(prompt_spec, PromptSpec):
+                    check_variables(prompt_spec, loaded, source=str(scenario_path))
 
                 def show(_: int, result: dict[str, Any]) -> None:
                     if not as_json:
@@ -335,12 +371,7 @@ def _print_batch_summary(rows: list[dict[str, Any]], batch_dir: Path) -> None:
 
 @app.command()
 def batch(
-    scenarios: Annotated[
-        Path | None,
-        typer.Argument(
-            help="Scenario file (JSON array or JSONL). Default: the shipped shop scenarios."
-        ),
-    ] = None,
+    scenarios: ScenariosArgument = None,
     engine: Annotated[
         str | None,
         typer.Option(help="'autogen' (default), 'legacy' or package.module:Class."),
@@ -348,9 +379,7 @@ def batch(
     spec: Annotated[
         str | None, typer.Option(help="Prompt spec name or path (default multiagent_prompts).")
     ] = None,
-    concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Conversations at once (default CONCURRENCY).")
-    ] = None,
+    concurrency: ConcurrencyOption = None,
     repeat: Annotated[
         int | None, typer.Option(min=1, help="Trials per scenario, seeded SEED+i (default 1).")
     ] = None,
@@ -365,15 +394,9 @@ def batch(
             help="Finish an interrupted batch: run only its scenario-trials that have no result.",
         ),
     ] = None,
-    basic: Annotated[
-        bool, typer.Option("--basic", help="Basic mode: entry agent only, no tools.")
-    ] = False,
-    max_turns: Annotated[
-        int | None, typer.Option(help="Exchanges per conversation (default MAX_TURNS).")
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option(help="Seconds per conversation (default TIMEOUT_SEC).")
-    ] = None,
+    basic: BasicOption = False,
+    max_turns: MaxTurnsOption = None,
+    timeout: TimeoutOption = None,
     no_eval: Annotated[
         bool, typer.Option("--no-eval", help="Do not score the conversations.")
     ] = False,
@@ -397,6 +420,7 @@ def batch(
         out_dir = out or get_settings().RESULTS_DIR
         job: dict[str, Any] | None = None
         loaded: list[Any] = []
+        scenario_path: Path | None = None
         if resume:
             if scenarios is not None:
                 raise UserInputError(
@@ -418,7 +442,10 @@ def batch(
                 resume,
             )
         else:
-            loaded = load_scenarios(scenarios or default_scenarios_path())
+            scenario_path = scenarios or default_scenarios_path()
+            loaded = load_scenarios(scenario_path)
+        if not debug:
+            _quiet_cancellations()
 
         async def main() -> dict[str, Any]:
             wrapper = make_wrapper()
@@ -442,6 +469,7 @@ def batch(
                         use_tools=not basic,
                         prompt_spec_name=spec or "multiagent_prompts",
                         repeat=repeat or 1,
+                        source=str(scenario_path) if scenario_path else None,
                     )
                 status = processor.get_batch_status(batch_id) or {}
                 verb = "Resuming" if resume else "Running"
@@ -491,12 +519,7 @@ def batch(
 
 @app.command()
 def compare(
-    scenarios: Annotated[
-        Path | None,
-        typer.Argument(
-            help="Scenario file (JSON array or JSONL). Default: the shipped shop scenarios."
-        ),
-    ] = None,
+    scenarios: ScenariosArgument = None,
     engine_a: Annotated[
         str, typer.Option("--a", help="Engine A: 'autogen', 'legacy' or package.module:Class.")
     ] = "legacy",
@@ -514,18 +537,10 @@ def compare(
     pass_threshold: Annotated[
         float, typer.Option(help="Score that counts as a pass (for pass rate and pass^k).")
     ] = 3,
-    max_turns: Annotated[
-        int | None, typer.Option(help="Exchanges per conversation (default MAX_TURNS).")
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option(help="Seconds per conversation (default TIMEOUT_SEC).")
-    ] = None,
-    concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Conversations at once (default CONCURRENCY).")
-    ] = None,
-    basic: Annotated[
-        bool, typer.Option("--basic", help="Basic mode: entry agent only, no tools.")
-    ] = False,
+    max_turns: MaxTurnsOption = None,
+    timeout: TimeoutOption = None,
+    concurrency: ConcurrencyOption = None,
+    basic: BasicOption = False,
     resamples: Annotated[
         int, typer.Option(min=100, help="Bootstrap resamples for the intervals.")
     ] = 2000,
@@ -541,11 +556,19 @@ def compare(
         from conversation_engine.batch import BatchProgress
         from conversation_engine.compare import BootstrapSettings, run_comparison
         from conversation_engine.compare.harness import ComparisonRun
-        from conversation_engine.scenario import load_scenarios
+        from conversation_engine.engines import resolve_engine
+        from conversation_engine.scenario import check_variables, load_scenarios
         from conversation_engine.settings import get_settings
+        from conversation_engine.specs import load_prompt_spec
 
         scenario_path = scenarios or default_scenarios_path()
         loaded = load_scenarios(scenario_path)
+        # Fail on a bad engine, spec or variable before the progress bars appear.
+        resolve_engine(engine_a)
+        resolve_engine(engine_b)
+        check_variables(load_prompt_spec(spec), loaded, source=str(scenario_path))
+        if not debug:
+            _quiet_cancellations()
         out_dir = out or get_settings().RESULTS_DIR / f"compare-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
 
         async def main() -> ComparisonRun | None:
@@ -621,8 +644,8 @@ def compare(
             real = item.difference.significant
             table.add_row(
                 item.metric.label,
-                fmt(item.mean_a, 3),
-                fmt(item.mean_b, 3),
+                fmt(item.value_a, 3),
+                fmt(item.value_b, 3),
                 signed(item.difference.estimate, 3),
                 interval_text(item, 3),
                 "[bold yellow]yes[/]" if real else "no",

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -68,6 +70,12 @@ def _known_to_autogen(model: str) -> bool:
     except (KeyError, ValueError):
         return False
     return True
+
+
+@lru_cache(maxsize=1)
+def _default_ssl_context() -> ssl.SSLContext:
+    # Building one costs ~20 ms; every service client of the process can share it.
+    return httpx.create_ssl_context()
 
 
 def as_blocked_error(error: BaseException) -> APIBlockedError | None:
@@ -140,6 +148,7 @@ class OpenAIWrapper:
             http_client=self.http_client,
         )
         self._usage: dict[str, Usage] = {}
+        self._service_client: httpx.AsyncClient | None = None
 
     @classmethod
     def simulated(
@@ -164,6 +173,17 @@ class OpenAIWrapper:
         if not settings.uses_real_endpoint:
             return cls.simulated(settings=settings, **kwargs)
         return cls(settings.OPENAI_API_KEY, settings.OPENAI_MODEL, settings=settings, **kwargs)
+
+    @property
+    def service_http_client(self) -> httpx.AsyncClient:
+        """The pooled client for the business services: the HTTP tool API, the client-data webhook.
+
+        Not `http_client`, whose transport is the model's wire (the simulated LLM, the rate
+        limiter): tool and webhook calls must reach the network and not count as model requests.
+        """
+        if self._service_client is None:
+            self._service_client = httpx.AsyncClient(verify=_default_ssl_context())
+        return self._service_client
 
     @property
     def is_simulated(self) -> bool:
@@ -286,6 +306,8 @@ class OpenAIWrapper:
 
     async def aclose(self) -> None:
         await self.http_client.aclose()
+        if self._service_client is not None:
+            await self._service_client.aclose()
 
     async def __aenter__(self) -> OpenAIWrapper:
         return self

@@ -12,19 +12,24 @@ given in English; the keys and the rules for when they apply are the legacy ones
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from conversation_engine.errors import ScenarioError
+from conversation_engine.errors import ScenarioError, SpecError, TemplateVariableError
+from conversation_engine.redaction import hide_credentials_in_http_logs, redact_url
 from conversation_engine.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from conversation_engine.specs import PromptSpec
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +69,9 @@ _FORCED_FROM_CLIENT_DATA = (
     ("DELIVERY_DAYS", "delivery_days"),
     ("PURCHASE_HISTORY", "purchase_history"),
 )
+
+#: Webhook answers worth another attempt: the gateway or the service is briefly unavailable.
+_RETRYABLE_STATUSES = frozenset({502, 503, 504})
 
 DEFAULT_CURRENT_DATE = "2024-01-15"
 DEFAULT_DELIVERY_DAY = "tomorrow"
@@ -227,12 +235,28 @@ class ClientDataSource(Protocol):
 
 
 class WebhookClient:
-    """The legacy client-data webhook (a Retell inbound-call webhook)."""
+    """The legacy client-data webhook (a Retell inbound-call webhook).
 
-    def __init__(self, url: str, http_client: httpx.AsyncClient, timeout: float = 30) -> None:
+    A lookup is a read, so a gateway error (502, 503, 504), a timeout or a dropped connection
+    is retried `max_retries` times after `backoff_seconds` (legacy gave up at once and used
+    the fallback, which loses the client's addresses and history over a transient blip).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        http_client: httpx.AsyncClient,
+        timeout: float = 30,
+        *,
+        max_retries: int = 1,
+        backoff_seconds: float = 0.5,
+    ) -> None:
         self._url = url
         self._http = http_client
         self._timeout = timeout
+        self._max_retries = max_retries
+        self._backoff_seconds = backoff_seconds
+        hide_credentials_in_http_logs()  # the URL may carry a token
 
     async def get_client_data(
         self, client_id: str, purchase_history_codes: list[str] | None = None
@@ -241,10 +265,22 @@ class WebhookClient:
         body: dict[str, Any] = {"call_inbound": {"from_number": client_id}}
         if purchase_history_codes is not None:
             body["injected_purchase_history"] = list(purchase_history_codes)
-        try:
-            response = await self._http.post(self._url, json=body, timeout=self._timeout)
-        except Exception as exc:  # any transport failure; CancelledError is not an Exception
-            return self._fallback(client_id, f"{type(exc).__name__}: {self._scrub(str(exc))}")
+        response: httpx.Response | None = None
+        failure = ""
+        for attempt in range(self._max_retries + 1):
+            if attempt:
+                await asyncio.sleep(attempt * self._backoff_seconds)
+            try:
+                response = await self._http.post(self._url, json=body, timeout=self._timeout)
+            except httpx.TransportError as exc:  # a timeout or a dropped connection: retry
+                response, failure = None, f"{type(exc).__name__}: {self._scrub(str(exc))}"
+                continue
+            except Exception as exc:  # CancelledError is not an Exception, so it propagates
+                return self._fallback(client_id, f"{type(exc).__name__}: {self._scrub(str(exc))}")
+            if response.status_code not in _RETRYABLE_STATUSES:
+                break
+        if response is None:
+            return self._fallback(client_id, failure)
         if response.status_code != 200:
             return self._fallback(client_id, f"HTTP {response.status_code}")
         try:
@@ -268,14 +304,14 @@ class WebhookClient:
             "Client data for client_id %r is unavailable from the webhook at %s (%s); using the "
             "fallback variables.",
             client_id,
-            _redact_url(self._url),
+            redact_url(self._url),
             reason,
         )
         return fallback_client_data()
 
     def _scrub(self, text: str) -> str:
         # Transport errors can quote the URL, which may carry credentials.
-        return text.replace(self._url, _redact_url(self._url)) if self._url else text
+        return text.replace(self._url, redact_url(self._url)) if self._url else text
 
 
 class ProfileClientData:
@@ -375,14 +411,23 @@ async def prepare_variables(
     `CURRENT_DATE` / `CLIENT_NAME` is taken from `current_date` / `name` before the static
     default, so one prompt never shows two different dates or names.
     """
-    variables = copy.deepcopy(scenario.variables)
-    data_session_id: str | None = None
+    data: ClientData | None = None
     client_id = scenario.get("client_id")
     if client_data is not None and client_id not in (None, ""):
         codes = scenario.get("scenario_purchase_history")
         data = await client_data.get_client_data(
             str(client_id), list(codes) if isinstance(codes, list) else None
         )
+    return enrich_variables(scenario, data, session_id=session_id)
+
+
+def enrich_variables(
+    scenario: Scenario, data: ClientData | None, *, session_id: str | None = None
+) -> tuple[dict[str, Any], str]:
+    """Steps 2-5 of `prepare_variables` with the client data already fetched (None: no lookup)."""
+    variables = copy.deepcopy(scenario.variables)
+    data_session_id: str | None = None
+    if data is not None:
         data_session_id = data.session_id
         variables.update(data.variables)
         for upper, lower in _FORCED_FROM_CLIENT_DATA:
@@ -401,6 +446,39 @@ async def prepare_variables(
     return variables, resolved
 
 
+def check_variables(
+    spec: PromptSpec, scenarios: Sequence[Scenario], *, source: str | Path | None = None
+) -> None:
+    """Refuse, before anything runs, a scenario whose variables cannot render the spec.
+
+    Each scenario's variables are enriched as for a conversation, with placeholders for the
+    client data a `client_id` would fetch, so only a variable that nothing could provide is
+    reported: `TemplateVariableError` (or `SpecError` for a template that fails otherwise)
+    naming the scenario file, the item and the variable.
+    """
+    for index, scenario in enumerate(scenarios):
+        data = None
+        if scenario.get("client_id") not in (None, ""):
+            data = ClientData(variables={key: "" for key in WEBHOOK_VARIABLES.values()})
+        variables, _ = enrich_variables(scenario, data, session_id="check")
+        where = f"Scenario file '{source}' item [{index}]" if source else f"Scenario [{index}]"
+        try:
+            spec.format(variables)
+        except TemplateVariableError as error:
+            raise TemplateVariableError(
+                _prefixed(f"{where} ('{scenario.name}')", error),
+                agent_id=error.agent_id,
+                variable=error.variable,
+            ) from None
+        except SpecError as error:
+            raise SpecError(_prefixed(f"{where} ('{scenario.name}')", error)) from None
+
+
+def _prefixed(where: str, error: Exception) -> str:
+    message = str(error)
+    return f"{where}: {message[:1].lower()}{message[1:]}"
+
+
 def _apply_defaults(variables: dict[str, Any]) -> None:
     variables.setdefault("CURRENT_DATE", variables.get("current_date", DEFAULT_CURRENT_DATE))
     variables.setdefault("current_date", DEFAULT_CURRENT_DATE)
@@ -415,16 +493,6 @@ def _apply_defaults(variables: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def _redact_url(url: str) -> str:
-    """The URL without user info, query or fragment, which is where credentials live."""
-    try:
-        parsed = httpx.URL(url)
-    except Exception:
-        return "<invalid URL>"
-    port = f":{parsed.port}" if parsed.port else ""
-    return f"{parsed.scheme}://{parsed.host}{port}{parsed.path}"
 
 
 def _a(noun: str) -> str:

@@ -66,3 +66,14 @@ def test_startup_keys() -> None:
     for key in ("help_seconds", "import_seconds"):
         assert isinstance(results[key], float), key
     assert startup.table(results)
+
+
+def test_busy_efficiency_counts_slot_time_spent_waiting_on_the_model() -> None:
+    # Two slots, 1 s latency, no CPU: each sends its next request as the last one returns.
+    back_to_back = [float(second) for second in range(8) for _ in range(2)]
+    assert throughput.busy_efficiency(back_to_back, 1.0, 0.0, 5.5, 2) == 1.0
+    # 0.25 s of CPU before each request: 80% of the time is spent waiting on the model.
+    with_cpu = [0.25 + 1.25 * call for call in range(8) for _ in range(2)]
+    assert throughput.busy_efficiency(with_cpu, 1.0, 0.0, 5.0, 2) == 0.8
+    # No window with every slot busy (the last launch came too soon): no measure.
+    assert throughput.busy_efficiency(back_to_back, 1.0, 0.0, 0.5, 2) is None

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import Any
 
 from autogen_agentchat.agents import AssistantAgent
-from autogen_agentchat.base import Handoff, TerminatedException, TerminationCondition
+from autogen_agentchat.base import (
+    Handoff,
+    OrTerminationCondition,
+    TerminatedException,
+    TerminationCondition,
+)
 from autogen_agentchat.conditions import (
     FunctionCallTermination,
     HandoffTermination,
@@ -22,7 +29,7 @@ from autogen_agentchat.messages import (
 )
 from autogen_agentchat.teams import Swarm
 from autogen_core.models import ChatCompletionClient
-from autogen_core.tools import BaseTool
+from autogen_core.tools import BaseTool, FunctionTool, ToolSchema
 
 from conversation_engine.contract import CLIENT_SPEAKER, END_CALL_TOOL
 from conversation_engine.settings import get_settings
@@ -93,6 +100,44 @@ def handoff_message(target: str) -> str:
     return f"Transferred to {target}, adopting the role of {target} immediately."
 
 
+class _HandoffTool(FunctionTool):
+    """A handoff's `FunctionTool` whose JSON schema is built once.
+
+    `BaseTool.schema` regenerates the schema with pydantic on every read, and AutoGen 0.7.5
+    reads it twice per model call for each handoff tool of the calling agent (the runtime
+    protocol check `isinstance(tool, Tool)` reads every property). The tool's arguments
+    never change, so neither does its schema.
+    """
+
+    @functools.cached_property
+    def schema(self) -> ToolSchema:  # type: ignore[override]
+        return super().schema
+
+
+@functools.lru_cache(maxsize=1024)
+def _handoff_tool(name: str, description: str, message: str) -> BaseTool[Any, Any]:
+    """The tool of a handoff, shared by every agent and conversation that offers the same one.
+
+    It has no state (calling it returns `message`), and building one creates a pydantic model
+    from a signature, so one per distinct handoff is built per process. It is a coroutine
+    function: AutoGen runs a plain function tool on a worker thread, a hop a handoff does not
+    need.
+    """
+
+    async def transfer() -> str:
+        return message
+
+    return _HandoffTool(transfer, name=name, description=description, strict=True)
+
+
+class _SharedToolHandoff(Handoff):
+    """A `Handoff` whose `handoff_tool` is the cached `_handoff_tool`, not a new one per agent."""
+
+    @property
+    def handoff_tool(self) -> BaseTool[Any, Any]:
+        return _handoff_tool(self.name, self.description, self.message)
+
+
 class AutogenMASFactory:
     """Builds the Swarm of one conversation; a new factory and team per session.
 
@@ -148,7 +193,7 @@ class AutogenMASFactory:
             for target, description in agent.handoffs.items():
                 name = spec.autogen_name(target)
                 handoffs.append(
-                    Handoff(
+                    _SharedToolHandoff(
                         target=name,
                         name=handoff_tool_name(name),
                         description=handoff_description(target, description),
@@ -156,7 +201,7 @@ class AutogenMASFactory:
                     )
                 )
             handoffs.append(
-                Handoff(
+                _SharedToolHandoff(
                     target=user_handoff_target,
                     name=handoff_tool_name(user_handoff_target),
                     description=USER_HANDOFF_DESCRIPTION,
@@ -185,10 +230,15 @@ class AutogenMASFactory:
 
         Text termination is scoped to each agent: an unscoped one would also fire on the
         task message itself.
+
+        The conditions are OR-ed in one flat `OrTerminationCondition`: `a | b | c` nests a
+        two-way OR per operator, and each level runs its children through `asyncio.gather`
+        (a task per child) at every check. Flat, the check costs half as much; what fires,
+        and the stop reason, are the same.
         """
-        condition: TerminationCondition = HandoffTermination(target=user_handoff_target)
-        for name in agent_names:
-            condition = condition | TextMessageTermination(source=name)
-        condition = condition | FunctionCallTermination(END_CALL_TOOL)
-        condition = condition | TextMentionTermination(TERMINATE_WORD, sources=list(agent_names))
-        return condition | ModelCallCap(self.max_internal_messages, agent_names)
+        conditions: list[TerminationCondition] = [HandoffTermination(target=user_handoff_target)]
+        conditions += [TextMessageTermination(source=name) for name in agent_names]
+        conditions.append(FunctionCallTermination(END_CALL_TOOL))
+        conditions.append(TextMentionTermination(TERMINATE_WORD, sources=list(agent_names)))
+        conditions.append(ModelCallCap(self.max_internal_messages, agent_names))
+        return OrTerminationCondition(*conditions)

@@ -42,7 +42,7 @@ from conversation_engine.batch.storage import (
 from conversation_engine.contract import contract_violations
 from conversation_engine.engines import create_engine, engine_label, resolve_engine
 from conversation_engine.errors import UserInputError
-from conversation_engine.scenario import Scenario, parse_scenario
+from conversation_engine.scenario import Scenario, check_variables, parse_scenario
 from conversation_engine.settings import Settings, get_settings
 from conversation_engine.specs import PromptSpec
 
@@ -125,20 +125,24 @@ class BatchProcessor:
         prompt_spec_name: str = "default_prompts",
         *,
         repeat: int = 1,
+        source: str | None = None,
     ) -> str:
         """Validate the scenarios, engine and spec, save the job; its batch id (a uuid4).
 
-        Raises `UserInputError` (a `ScenarioError`, a `SpecError`, ...) for anything wrong with
-        the input, before anything runs.
+        Raises `UserInputError` (a `ScenarioError`, a `SpecError`, a `TemplateVariableError`
+        for a scenario that lacks a variable the prompts use, ...) for anything wrong with the
+        input, before anything runs or is written. `source`, the scenario file, is named in
+        those errors.
         """
         if repeat < 1:
             raise UserInputError(f"repeat must be at least 1 (got {repeat}): trials per scenario.")
-        parsed = [
-            item.model_dump()
+        items = [
+            item
             if isinstance(item, Scenario)
-            else parse_scenario(item, where=f"scenario [{index}]").model_dump()
+            else parse_scenario(item, where=f"scenario [{index}]")
             for index, item in enumerate(scenarios)
         ]
+        parsed = [item.model_dump() for item in items]
         if not parsed:
             raise UserInputError("The batch has no scenarios; give it at least one.")
         job = BatchJob(
@@ -155,7 +159,10 @@ class BatchProcessor:
             timeout_sec=self.timeout_sec,
             evaluate=self.evaluate,
         )
-        self._components(job)  # a bad engine or spec fails here, not in every run
+        engine, _ = self._components(job)  # a bad engine or spec fails here, not in every run
+        spec = getattr(engine, "prompt_specification", None)
+        if isinstance(spec, PromptSpec):
+            check_variables(spec, items, source=source)
         self.jobs[job.batch_id] = job
         self._save(job, force=True)
         return job.batch_id

@@ -14,6 +14,7 @@ from conversation_engine.compare.stats import (
     Distribution,
     Interval,
     paired_bootstrap,
+    paired_quantile_bootstrap,
     pass_hat_k,
     quantile,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "MetricComparison",
     "compare_rows",
     "paired_bootstrap",
+    "paired_quantile_bootstrap",
     "pass_hat_k",
     "quantile",
     "render_html",

@@ -11,6 +11,9 @@ seed. Every difference is B − A. What is measured per conversation:
   `failed_api_blocked`) and `contract_violations` (how many the raw result had).
 
 pass^k per scenario is the chance that all k trials of the scenario pass (`stats.pass_hat_k`).
+Wall time is also compared by its p50 and p95 (the difference of the quantiles over the paired
+runs). The breakdowns compare the share of each status and each end reason, and the calls per
+conversation of each tool, the same way as the metrics.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -31,7 +35,9 @@ from conversation_engine.compare.stats import (
     Distribution,
     Interval,
     paired_bootstrap,
+    paired_quantile_bootstrap,
     pass_hat_k,
+    quantile,
 )
 from conversation_engine.contract import CLIENT_SPEAKER, HANDOFF_PREFIX
 
@@ -61,6 +67,11 @@ METRICS: tuple[Metric, ...] = (
     Metric(key="duration_seconds", label="Wall time per conversation", unit="s", better="lower"),
     Metric(key="contract_violations", label="Contract violations per result", better="lower"),
 )
+DURATION_QUANTILES: tuple[tuple[Metric, float], ...] = (
+    (Metric(key="duration_p50", label="Wall time p50", unit="s", better="lower"), 0.5),
+    (Metric(key="duration_p95", label="Wall time p95", unit="s", better="lower"), 0.95),
+)
+"""Compared as the difference of the quantiles of `duration_seconds` over the paired runs."""
 PASS_K_METRIC = Metric(key="pass_k", label="pass^k per scenario", better="higher")
 
 
@@ -86,6 +97,10 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def score_of(row: Row) -> float | None:
     if row.get("evaluation_status") in ("failed", "skipped"):
         return None
@@ -96,7 +111,7 @@ def metric_values(row: Row, pass_threshold: float) -> dict[str, float | None]:
     """Every metric of one conversation; None where it does not apply."""
     calls = tool_calls_of(row)
     handoffs = sum(name.startswith(HANDOFF_PREFIX) for name in calls)
-    usage = row.get("usage") if isinstance(row.get("usage"), Mapping) else {}
+    usage = _mapping(row.get("usage"))
     score = score_of(row)
     has_history = "conversation_history" in row
     return {
@@ -111,6 +126,39 @@ def metric_values(row: Row, pass_threshold: float) -> dict[str, float | None]:
         "duration_seconds": _number(row.get("duration_seconds")),
         "contract_violations": float(len(row.get("contract_violations") or [])),
     }
+
+
+def breakdown_metrics(rows: Sequence[Row]) -> list[Metric]:
+    """One metric per status, per end reason and per tool seen in `rows` (both engines')."""
+    statuses = sorted({str(row.get("status")) for row in rows})
+    reasons = sorted({str(row.get("end_reason")) for row in rows})
+    tools = sorted(
+        {name for row in rows for name in tool_calls_of(row) if not name.startswith(HANDOFF_PREFIX)}
+    )
+    return [
+        *(
+            Metric(
+                key=f"status:{status}",
+                label=f"Share with status {status}",
+                better="higher" if status == "completed" else "lower",
+            )
+            for status in statuses
+        ),
+        *(Metric(key=f"end_reason:{reason}", label=f"Share ending {reason}") for reason in reasons),
+        *(Metric(key=f"tool:{tool}", label=f"{tool} calls per conversation") for tool in tools),
+    ]
+
+
+def breakdown_value(row: Row, key: str) -> float | None:
+    """The value of breakdown metric `key` (`status:…`, `end_reason:…`, `tool:…`) for a row."""
+    kind, _, name = key.partition(":")
+    if kind == "status":
+        return float(str(row.get("status")) == name)
+    if kind == "end_reason":
+        return float(str(row.get("end_reason")) == name)
+    if kind == "tool":
+        return float(tool_calls_of(row).count(name)) if "conversation_history" in row else None
+    raise ValueError(f"unknown breakdown metric {key!r}")
 
 
 # ------------------------------------------------------------------------------ models
@@ -160,11 +208,12 @@ class EngineSummary(BaseModel):
 
 
 class MetricComparison(BaseModel):
-    """One metric: both engines' means and the paired difference B − A."""
+    """One metric: both engines' figures and the paired difference B − A."""
 
     metric: Metric
-    mean_a: float | None
-    mean_b: float | None
+    value_a: float | None
+    """A's mean over the paired runs (its quantile, for a quantile metric)."""
+    value_b: float | None
     difference: Interval
     verdict: str
     """Plain words: which engine is higher (better or worse), or "no real difference"."""
@@ -220,10 +269,14 @@ class Comparison(BaseModel):
     a: EngineSummary
     b: EngineSummary
     paired: list[MetricComparison]
+    """The metrics of `METRICS`, wall time p50 and p95, and pass^k."""
+    breakdowns: list[MetricComparison] = Field(default_factory=list)
+    """Share of each status and end reason, calls per conversation of each tool."""
     scenarios: list[ScenarioComparison]
 
     def significant(self) -> list[MetricComparison]:
-        return [item for item in self.paired if item.difference.significant]
+        """The differences called real: their interval excludes zero (metrics, then breakdowns)."""
+        return [item for item in chain(self.paired, self.breakdowns) if item.difference.significant]
 
 
 # ------------------------------------------------------------------------------ building
@@ -290,7 +343,7 @@ def summarize_engine(
     violations = [str(v) for row in rows for v in row.get("contract_violations") or []]
     usage = UsageTotals()
     for row in rows:
-        row_usage = row.get("usage") if isinstance(row.get("usage"), Mapping) else {}
+        row_usage = _mapping(row.get("usage"))
         usage.prompt_tokens += int(row_usage.get("prompt_tokens") or 0)
         usage.completion_tokens += int(row_usage.get("completion_tokens") or 0)
         usage.total_tokens += int(row_usage.get("total_tokens") or 0)
@@ -332,26 +385,49 @@ def _verdict(metric: Metric, interval: Interval, label_a: str, label_b: str) -> 
     return f"{label_b} {direction} ({'better' if better else 'worse'} than {label_a})"
 
 
-def _paired(
+Pair = tuple[int, float, float]
+"""`(scenario_index, value_a, value_b)` of one scenario-trial both engines ran."""
+
+
+def _pairs(
+    values_a: Mapping[tuple[int, int], Mapping[str, float | None]],
+    values_b: Mapping[tuple[int, int], Mapping[str, float | None]],
+    key: str,
+) -> list[Pair]:
+    pairs: list[Pair] = []
+    for run in sorted(set(values_a) & set(values_b)):
+        value_a, value_b = values_a[run][key], values_b[run][key]
+        if value_a is not None and value_b is not None:
+            pairs.append((run[0], value_a, value_b))
+    return pairs
+
+
+def _mean_comparison(
+    metric: Metric, pairs: list[Pair], bootstrap: BootstrapSettings, label_a: str, label_b: str
+) -> MetricComparison:
+    interval = paired_bootstrap([(s, b - a) for s, a, b in pairs], **bootstrap.model_dump())
+    return MetricComparison(
+        metric=metric,
+        value_a=_mean([a for _, a, _ in pairs]),
+        value_b=_mean([b for _, _, b in pairs]),
+        difference=interval,
+        verdict=_verdict(metric, interval, label_a, label_b),
+    )
+
+
+def _quantile_comparison(
     metric: Metric,
-    differences: list[tuple[int, float]],
-    a_values: list[float],
-    b_values: list[float],
+    q: float,
+    pairs: list[Pair],
     bootstrap: BootstrapSettings,
     label_a: str,
     label_b: str,
 ) -> MetricComparison:
-    interval = paired_bootstrap(
-        differences,
-        resamples=bootstrap.resamples,
-        confidence=bootstrap.confidence,
-        seed=bootstrap.seed,
-        min_scenarios=bootstrap.min_scenarios,
-    )
+    interval = paired_quantile_bootstrap(pairs, q, **bootstrap.model_dump())
     return MetricComparison(
         metric=metric,
-        mean_a=_mean(a_values),
-        mean_b=_mean(b_values),
+        value_a=quantile([a for _, a, _ in pairs], q),
+        value_b=quantile([b for _, _, b in pairs], q),
         difference=interval,
         verdict=_verdict(metric, interval, label_a, label_b),
     )
@@ -404,39 +480,33 @@ def compare_rows(
     summary_b = summarize_engine(
         rows_b, label_b, k=k, pass_threshold=pass_threshold, **dict(extra_b or {})
     )
-    values_a = {key: metric_values(row, pass_threshold) for key, row in by_a.items()}
-    values_b = {key: metric_values(row, pass_threshold) for key, row in by_b.items()}
+    breakdowns = breakdown_metrics([*rows_a, *rows_b])
+
+    def values(row: Row) -> dict[str, float | None]:
+        found = metric_values(row, pass_threshold)
+        found.update((metric.key, breakdown_value(row, metric.key)) for metric in breakdowns)
+        return found
+
+    values_a = {key: values(row) for key, row in by_a.items()}
+    values_b = {key: values(row) for key, row in by_b.items()}
+    labels = (label_a, label_b)
     paired: list[MetricComparison] = []
     for metric in METRICS:
-        differences: list[tuple[int, float]] = []
-        a_values: list[float] = []
-        b_values: list[float] = []
-        for key in sorted(set(values_a) & set(values_b)):
-            value_a, value_b = values_a[key][metric.key], values_b[key][metric.key]
-            if value_a is None or value_b is None:
-                continue
-            differences.append((key[0], value_b - value_a))
-            a_values.append(value_a)
-            b_values.append(value_b)
-        paired.append(_paired(metric, differences, a_values, b_values, bootstrap, label_a, label_b))
+        pairs = _pairs(values_a, values_b, metric.key)
+        paired.append(_mean_comparison(metric, pairs, bootstrap, *labels))
+        if metric.key == "duration_seconds":
+            paired.extend(
+                _quantile_comparison(quantile_metric, q, pairs, bootstrap, *labels)
+                for quantile_metric, q in DURATION_QUANTILES
+            )
     pass_a, pass_b = summary_a.pass_k.per_scenario, summary_b.pass_k.per_scenario
-    common = [
-        i
-        for i in sorted(set(pass_a) & set(pass_b))
-        if pass_a[i] is not None and pass_b[i] is not None
-    ]
+    pass_pairs: list[Pair] = []
+    for index in sorted(set(pass_a) & set(pass_b)):
+        value_a, value_b = pass_a[index], pass_b[index]
+        if value_a is not None and value_b is not None:
+            pass_pairs.append((index, value_a, value_b))
     pass_metric = PASS_K_METRIC.model_copy(update={"label": f"pass^{k} per scenario"})
-    paired.append(
-        _paired(
-            pass_metric,
-            [(i, pass_b[i] - pass_a[i]) for i in common],  # type: ignore[operator]
-            [pass_a[i] for i in common],  # type: ignore[misc]
-            [pass_b[i] for i in common],  # type: ignore[misc]
-            bootstrap,
-            label_a,
-            label_b,
-        )
-    )
+    paired.append(_mean_comparison(pass_metric, pass_pairs, bootstrap, *labels))
     scenarios = _scenario_table(by_a, by_b, summary_a, summary_b, pass_threshold, scenario_names)
     return Comparison(
         repeat=k,
@@ -446,6 +516,10 @@ def compare_rows(
         a=summary_a,
         b=summary_b,
         paired=paired,
+        breakdowns=[
+            _mean_comparison(metric, _pairs(values_a, values_b, metric.key), bootstrap, *labels)
+            for metric in breakdowns
+        ],
         scenarios=scenarios,
         **meta,
     )

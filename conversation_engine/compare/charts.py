@@ -81,9 +81,9 @@ def bins_for(
         return []
     low, high = min(values), max(values)
     if integer:
-        low, high = math.floor(low), math.ceil(high)
-        width = max(1, math.ceil((high - low + 1) / max_bins))
-        return [(start, start + width) for start in range(int(low), int(high) + 1, width)]
+        first, last = math.floor(low), math.ceil(high)
+        step = max(1, math.ceil((last - first + 1) / max_bins))
+        return [(start, start + step) for start in range(first, last + 1, step)]
     if high == low:
         return [(low, high)]
     width = (high - low) / min(max_bins, max(1, len(set(values))))

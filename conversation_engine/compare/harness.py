@@ -80,28 +80,32 @@ async def run_comparison(
     """
     out_dir = Path(out_dir)
     processors: dict[str, BatchProcessor] = {}
-    batch_ids: dict[str, str] = {}
-    for side, engine in (("a", engine_a), ("b", engine_b)):
-        processors[side] = BatchProcessor(
-            openai_wrapper,
-            concurrency,
-            engine=engine,
-            output_dir=out_dir / BATCHES_DIR,
-            max_turns=max_turns,
-            timeout_sec=timeout_sec,
-            tool_backend=tool_backend,
-            evaluate=True,
-        )
-        batch_ids[side] = processors[side].create_batch_job(
-            scenarios,
-            prompt_version=f"compare:{side}",
-            use_tools=use_tools,
-            prompt_spec_name=spec,
-            repeat=repeat,
-        )
-    label_a, label_b = _labels(processors["a"].engine, processors["b"].engine)
     runs: dict[str, EngineRun] = {}
     try:
+        # Both engines are resolved before either batch job is saved.
+        for side, engine in (("a", engine_a), ("b", engine_b)):
+            processors[side] = BatchProcessor(
+                openai_wrapper,
+                concurrency,
+                engine=engine,
+                output_dir=out_dir / BATCHES_DIR,
+                max_turns=max_turns,
+                timeout_sec=timeout_sec,
+                tool_backend=tool_backend,
+                evaluate=True,
+            )
+        batch_ids = {
+            side: processor.create_batch_job(
+                scenarios,
+                prompt_version=f"compare:{side}",
+                use_tools=use_tools,
+                prompt_spec_name=spec,
+                repeat=repeat,
+                source=scenarios_file,
+            )
+            for side, processor in processors.items()
+        }
+        label_a, label_b = _labels(processors["a"].engine, processors["b"].engine)
         for side, label in (("a", label_a), ("b", label_b)):
             processor = processors[side]
 

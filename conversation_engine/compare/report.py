@@ -66,9 +66,24 @@ def interval_text(item: MetricComparison, digits: int = 2) -> str:
     return f"[{signed(interval.low, digits)}, {signed(interval.high, digits)}]"
 
 
+def no_difference_text(comparison: Comparison) -> str:
+    """The verdict when nothing was flagged, and why."""
+    items = [*comparison.paired, *comparison.breakdowns]
+    if all(
+        item.difference.low is None or item.difference.low <= 0 <= (item.difference.high or 0)
+        for item in items
+    ):
+        return "No real difference: every interval includes 0."
+    return (
+        "No real difference: the intervals that exclude 0 rest on fewer than "
+        f"{comparison.bootstrap.min_scenarios} scenarios, too few to call a difference real."
+    )
+
+
 _ENV.filters["fmt"] = fmt
 _ENV.filters["signed"] = signed
 _ENV.globals["interval_text"] = interval_text
+_ENV.globals["no_difference_text"] = no_difference_text
 
 
 def _write(path: Path, text: str) -> None:
@@ -146,25 +161,13 @@ def render_markdown(comparison: Comparison) -> str:
             for item in real
         )
     else:
-        lines.append(
-            "No real difference: every interval includes 0 (or there were too few scenarios)."
-        )
+        lines.append(no_difference_text(comparison))
+    header = ["metric", f"A: {a.label}", f"B: {b.label}", "B − A", "interval", "pairs", "real?"]
     lines += ["", "## Metrics", ""]
-    lines += _table(
-        ["metric", f"A: {a.label}", f"B: {b.label}", "B − A", "interval", "pairs", "real?"],
-        [
-            [
-                item.metric.label + (f" ({item.metric.unit})" if item.metric.unit else ""),
-                fmt(item.mean_a, 3),
-                fmt(item.mean_b, 3),
-                signed(item.difference.estimate, 3),
-                interval_text(item, 3),
-                item.difference.n_pairs,
-                "**yes**" if item.difference.significant else "no",
-            ]
-            for item in comparison.paired
-        ],
-    )
+    lines += _table(header, _metric_rows(comparison.paired))
+    if comparison.breakdowns:
+        lines += ["", "## Breakdowns: status mix, end reasons, tools", ""]
+        lines += _table(header, _metric_rows(comparison.breakdowns))
     lines += ["", "## Status and end reasons", ""]
     lines += _table(["status", a.label, b.label], _counts_rows(a.status_counts, b.status_counts))
     lines += [""]
@@ -255,6 +258,21 @@ def render_markdown(comparison: Comparison) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _metric_rows(items: Sequence[MetricComparison]) -> list[list[Any]]:
+    return [
+        [
+            item.metric.label + (f" ({item.metric.unit})" if item.metric.unit else ""),
+            fmt(item.value_a, 3),
+            fmt(item.value_b, 3),
+            signed(item.difference.estimate, 3),
+            interval_text(item, 3),
+            item.difference.n_pairs,
+            "**yes**" if item.difference.significant else "no",
+        ]
+        for item in items
+    ]
 
 
 def _brief_text(brief: Any) -> str:

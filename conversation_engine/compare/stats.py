@@ -8,7 +8,8 @@ ran the same scenario with the same seed), but the trials of one scenario are no
 of each other: they share a persona, a goal and a difficulty. Resampling single pairs would
 treat k trials as k independent scenarios and make intervals too narrow. Each bootstrap
 resample therefore draws whole scenarios, with all their paired trials (with one trial per
-scenario this is the ordinary paired bootstrap). A difference counts as real only when its
+scenario this is the ordinary paired bootstrap). The same resampling gives intervals for the
+difference of two quantiles (p50, p95 wall time). A difference counts as real only when its
 percentile interval excludes zero, and only with enough scenarios for the interval to mean
 something (`MIN_SCENARIOS`): LLM runs vary a lot between trials, and a report that cries wolf
 is worse than none.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 
 from pydantic import BaseModel
 
@@ -114,57 +115,43 @@ def _percentile_interval(values: list[float], confidence: float) -> tuple[float,
     return low, high
 
 
-def paired_bootstrap(
-    differences: Iterable[tuple[Hashable, float]],
-    *,
-    resamples: int = DEFAULT_RESAMPLES,
-    confidence: float = DEFAULT_CONFIDENCE,
-    seed: int = DEFAULT_SEED,
-    min_scenarios: int = MIN_SCENARIOS,
-) -> Interval:
-    """Mean paired difference and its clustered percentile bootstrap interval.
-
-    `differences` are `(cluster, b_minus_a)` pairs, the cluster being the scenario. Each
-    resample draws as many clusters as there are, with replacement, and takes the mean over
-    all their pairs. Identical engines give [0, 0]; a constant shift c gives [c, c].
-    """
+def _check_settings(resamples: int, confidence: float) -> None:
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
-    sums: dict[Hashable, float] = {}
-    counts: dict[Hashable, int] = {}
-    for cluster, difference in differences:
-        sums[cluster] = sums.get(cluster, 0.0) + difference
-        counts[cluster] = counts.get(cluster, 0) + 1
-    n_pairs = sum(counts.values())
-    n_clusters = len(counts)
-    if not n_pairs:
-        return Interval(
-            estimate=None,
-            low=None,
-            high=None,
-            n_pairs=0,
-            n_scenarios=0,
-            confidence=confidence,
-            significant=False,
-            note="no pairs where both engines have a value",
-        )
-    estimate = sum(sums.values()) / n_pairs
-    clusters = list(counts)
-    cluster_sums = [sums[c] for c in clusters]
-    cluster_counts = [counts[c] for c in clusters]
+
+
+def _resamples(n_clusters: int, resamples: int, seed: int) -> Iterator[list[int]]:
+    """Cluster indexes of each bootstrap resample: n_clusters draws with replacement."""
     rng = random.Random(seed)
-    means: list[float] = []
     for _ in range(resamples):
-        total = 0.0
-        count = 0
-        for _ in range(n_clusters):
-            pick = rng.randrange(n_clusters)
-            total += cluster_sums[pick]
-            count += cluster_counts[pick]
-        means.append(total / count)
-    low, high = _percentile_interval(means, confidence)
+        yield [rng.randrange(n_clusters) for _ in range(n_clusters)]
+
+
+def _no_pairs(confidence: float) -> Interval:
+    return Interval(
+        estimate=None,
+        low=None,
+        high=None,
+        n_pairs=0,
+        n_scenarios=0,
+        confidence=confidence,
+        significant=False,
+        note="no pairs where both engines have a value",
+    )
+
+
+def _interval(
+    estimate: float,
+    replicates: list[float],
+    *,
+    n_pairs: int,
+    n_clusters: int,
+    confidence: float,
+    min_scenarios: int,
+) -> Interval:
+    low, high = _percentile_interval(replicates, confidence)
     # Summation order differs between resamples: a constant shift must not look like noise.
     tolerance = 1e-12 * max(1.0, abs(estimate))
     if abs(low - estimate) < tolerance:
@@ -187,4 +174,90 @@ def paired_bootstrap(
         confidence=confidence,
         significant=excludes_zero and n_clusters >= min_scenarios,
         note=note,
+    )
+
+
+def paired_bootstrap(
+    differences: Iterable[tuple[Hashable, float]],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = DEFAULT_SEED,
+    min_scenarios: int = MIN_SCENARIOS,
+) -> Interval:
+    """Mean paired difference and its clustered percentile bootstrap interval.
+
+    `differences` are `(cluster, b_minus_a)` pairs, the cluster being the scenario. Each
+    resample draws as many clusters as there are, with replacement, and takes the mean over
+    all their pairs. Identical engines give [0, 0]; a constant shift c gives [c, c].
+    """
+    _check_settings(resamples, confidence)
+    sums: dict[Hashable, float] = {}
+    counts: dict[Hashable, int] = {}
+    for cluster, difference in differences:
+        sums[cluster] = sums.get(cluster, 0.0) + difference
+        counts[cluster] = counts.get(cluster, 0) + 1
+    n_pairs = sum(counts.values())
+    if not n_pairs:
+        return _no_pairs(confidence)
+    cluster_sums = list(sums.values())
+    cluster_counts = [counts[cluster] for cluster in sums]
+    means = [
+        sum(cluster_sums[i] for i in picks) / sum(cluster_counts[i] for i in picks)
+        for picks in _resamples(len(counts), resamples, seed)
+    ]
+    return _interval(
+        sum(cluster_sums) / n_pairs,
+        means,
+        n_pairs=n_pairs,
+        n_clusters=len(counts),
+        confidence=confidence,
+        min_scenarios=min_scenarios,
+    )
+
+
+def paired_quantile_bootstrap(
+    pairs: Iterable[tuple[Hashable, float, float]],
+    q: float,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = DEFAULT_SEED,
+    min_scenarios: int = MIN_SCENARIOS,
+) -> Interval:
+    """Difference of the q-quantiles, quantile(B) − quantile(A), with a clustered interval.
+
+    `pairs` are `(cluster, a, b)`: both engines' values for the same scenario and trial. Each
+    resample draws whole clusters, as `paired_bootstrap` does, and takes the difference of the
+    quantiles of the drawn A and B values (how p50 and p95 wall time compare). A constant shift
+    c of every B value gives [c, c].
+    """
+    _check_settings(resamples, confidence)
+    if not 0 <= q <= 1:
+        raise ValueError(f"q must be between 0 and 1, got {q}")
+    groups: dict[Hashable, list[tuple[float, float]]] = {}
+    for cluster, a, b in pairs:
+        groups.setdefault(cluster, []).append((a, b))
+    clusters = list(groups.values())
+    n_pairs = sum(len(group) for group in clusters)
+    if not n_pairs:
+        return _no_pairs(confidence)
+
+    def difference(drawn: list[list[tuple[float, float]]]) -> float:
+        values = [pair for group in drawn for pair in group]
+        high = quantile([b for _, b in values], q)
+        low = quantile([a for a, _ in values], q)
+        assert high is not None and low is not None
+        return high - low
+
+    return _interval(
+        difference(clusters),
+        [
+            difference([clusters[i] for i in picks])
+            for picks in _resamples(len(clusters), resamples, seed)
+        ],
+        n_pairs=n_pairs,
+        n_clusters=len(clusters),
+        confidence=confidence,
+        min_scenarios=min_scenarios,
     )

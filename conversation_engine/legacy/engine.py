@@ -118,14 +118,14 @@ class LegacyConversationEngine:
         self.openai = openai_wrapper
         self.prompt_spec_name = prompt_spec_name
         self.tool_backend = tool_backend or default_tool_backend(
-            self.settings, openai_wrapper.http_client
+            self.settings, openai_wrapper.service_http_client
         )
         catalogue: ToolCatalogue = SessionTools("validation", self.tool_backend).catalogue
         self.prompt_specification: PromptSpec = load_prompt_spec(
             prompt_spec_name, spec_dir=self.settings.PROMPTS_DIR, tool_names=catalogue.names
         )
         self.client_data = client_data or default_client_data(
-            self.settings, openai_wrapper.http_client
+            self.settings, openai_wrapper.service_http_client
         )
         # Schemas depend on the spec's tools and handoffs only, never on the variables.
         spec = self.prompt_specification

@@ -9,7 +9,7 @@ same JSON text.
 
 from __future__ import annotations
 
-import copy
+import asyncio
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -25,6 +25,8 @@ from conversation_engine.tools.catalogue import is_handoff_tool
 from conversation_engine.tools.session import SessionTools
 
 event_logger = logging.getLogger(EVENT_LOGGER_NAME)
+
+CANCELLED_TOOL_CALL = "Tool call cancelled: the conversation was stopped."
 
 
 class AnyArguments(BaseModel):
@@ -50,7 +52,9 @@ class CatalogueTool(BaseTool[AnyArguments, BaseModel]):
             strict=False,
         )
         self._session_tools = session_tools
-        self._function = function
+        # AutoGen reads the schema on every model call; decoding this text gives a fresh copy
+        # several times faster than `copy.deepcopy` of the dict.
+        self._function_json = json.dumps(function)
 
     @property
     def session_tools(self) -> SessionTools:
@@ -59,7 +63,7 @@ class CatalogueTool(BaseTool[AnyArguments, BaseModel]):
     @property
     def schema(self) -> ToolSchema:
         # A copy each time: whoever reads the schema may mutate it.
-        function = copy.deepcopy(self._function)
+        function = json.loads(self._function_json)
         return ToolSchema(
             name=function["name"],
             description=function.get("description", ""),
@@ -78,7 +82,16 @@ class CatalogueTool(BaseTool[AnyArguments, BaseModel]):
     ) -> Any:
         # The raw mapping goes straight to SessionTools: a pydantic round trip could alter
         # what the model sent, and validation belongs to the backend.
-        result = await self._session_tools.execute(self.name, dict(args))
+        try:
+            result = await self._session_tools.execute(self.name, dict(args))
+        except asyncio.CancelledError:
+            if not cancellation_token.is_cancelled():
+                raise
+            # The run was cancelled (the conversation timed out) while the backend call hung.
+            # Raising would leave the AutoGen 0.7.5 agent waiting forever for its tool results,
+            # and the team's runtime with it; a result lets the agent reach its next model
+            # call, which the cancelled token stops at once.
+            return json.dumps({"error": CANCELLED_TOOL_CALL})
         event_logger.info(ToolCallEvent(tool_name=self.name, arguments=dict(args), result=result))
         return result
 

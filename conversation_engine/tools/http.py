@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from conversation_engine.redaction import hide_credentials_in_http_logs
 from conversation_engine.tools.catalogue import BUSINESS_TOOLS, strip_execution_message
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class HttpToolBackend:
         # A client handed in belongs to the caller (it may be shared); only ours is closed.
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient()
+        hide_credentials_in_http_logs()  # the URL may carry a user and password
 
     def tool_schemas(self) -> dict[str, dict[str, Any]]:
         return dict(BUSINESS_TOOLS)

@@ -1,0 +1,137 @@
+"""`conversation-engine compare` end to end, offline with the simulated LLM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from conversation_engine.cli import app
+from conversation_engine.compare.analysis import METRICS
+from conversation_engine.legacy.engine import LegacyConversationEngine
+from conversation_engine.settings import get_settings
+
+runner = CliRunner()
+SMOKE = str(get_settings().FIXTURES_DIR / "scenarios" / "smoke.json")
+FLAKY = "tests.compare.test_harness:FlakyLegacyEngine"
+
+
+class FlakyLegacyEngine(LegacyConversationEngine):
+    """The legacy engine, except that the delivery-date scenario always crashes."""
+
+    async def run_conversation_with_tools(
+        self, scenario: dict[str, Any], max_turns: int | None = None, timeout_sec: Any = None
+    ) -> dict[str, Any]:
+        if "delivery" in scenario.get("name", ""):
+            raise RuntimeError("support desk unreachable")
+        return await super().run_conversation_with_tools(scenario, max_turns, timeout_sec)
+
+
+def batch_rows(out: Path) -> dict[str, list[dict[str, Any]]]:
+    """The rows of each side's batch, by the label the batch recorded for its engine."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for results in sorted((out / "batches").glob("*/results.json")):
+        job = json.loads((results.parent / "batch.json").read_text(encoding="utf-8"))
+        found[job["engine"]] = json.loads(results.read_text(encoding="utf-8"))["results"]
+    return found
+
+
+def test_compare_legacy_with_autogen_on_the_smoke_scenarios(tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    result = runner.invoke(
+        app,
+        ["compare", SMOKE, "--a", "legacy", "--b", "autogen", "--repeat", "2", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Paired differences (B − A)" in result.output
+    assert "Only 2 scenario(s)" in result.output  # too few to call anything real
+    assert {"comparison.json", "report.md", "report.html", "batches"} <= {
+        path.name for path in out.iterdir()
+    }
+
+    comparison = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
+    assert (comparison["a"]["label"], comparison["b"]["label"]) == ("legacy", "autogen")
+    assert (comparison["scenario_count"], comparison["repeat"]) == (2, 2)
+    assert comparison["spec"] == "multiagent_prompts"
+    keys = [item["metric"]["key"] for item in comparison["paired"]]
+    assert set(keys) == {m.key for m in METRICS} | {"duration_p50", "duration_p95", "pass_k"}
+    for item in comparison["paired"]:
+        assert not item["difference"]["significant"]
+        assert item["difference"]["n_pairs"] == (2 if item["metric"]["key"] == "pass_k" else 4)
+    for side in ("a", "b"):
+        summary = comparison[side]
+        assert summary["runs"] == 4 and summary["status_counts"] == {"completed": 4}
+        assert sum(summary["end_reasons"].values()) == 4
+        assert summary["tool_calls"] and summary["handoffs"] == {"support": 2}
+        assert summary["metrics"]["duration_seconds"]["p95"] > 0
+        assert summary["usage"]["total_tokens"] > 0 and summary["wall_seconds"] > 0
+        assert len(summary["pass_k"]["curve"]) == 2
+    assert {item["metric"]["key"] for item in comparison["breakdowns"]} >= {
+        "status:completed",
+        "tool:add_to_cart",
+    }
+
+    # Both engines ran every scenario-trial with the same seed.
+    rows = batch_rows(out)
+    assert set(rows) == {"legacy", "autogen"}
+    seeds = {
+        engine: {(r["scenario_index"], r["trial"]): r["seed"] for r in engine_rows}
+        for engine, engine_rows in rows.items()
+    }
+    assert seeds["legacy"] == seeds["autogen"]
+    assert seeds["legacy"] == {(0, 0): 1, (0, 1): 2, (1, 0): 2, (1, 1): 3}  # SEED + trial
+
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Smoke: single item order" in html and html.count('<svg viewBox="0 0') == 5
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "# A/B comparison: legacy (A) vs autogen (B)" in markdown
+
+
+def test_either_side_may_be_a_class_by_import_path(tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    result = runner.invoke(
+        app, ["compare", SMOKE, "--a", FLAKY, "--b", "legacy", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    comparison = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
+    assert comparison["a"]["label"] == FLAKY and comparison["b"]["label"] == "legacy"
+    assert comparison["a"]["status_counts"] == {"completed": 1, "failed": 1}
+    assert comparison["b"]["status_counts"] == {"completed": 2}
+    failed = next(item for item in comparison["paired"] if item["metric"]["key"] == "failed")
+    assert (failed["value_a"], failed["value_b"], failed["difference"]["estimate"]) == (
+        0.5,
+        0,
+        -0.5,
+    )
+    tools = next(item for item in comparison["paired"] if item["metric"]["key"] == "tool_calls")
+    assert tools["difference"]["n_pairs"] == 1  # the crashed run has no history to count
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "support desk unreachable" in html
+
+
+def test_a_bad_engine_name_is_exit_2_with_one_sentence(tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    for engine, expected in (
+        (
+            "nosuch",
+            "Engine 'nosuch' is neither 'autogen', 'legacy' nor of the form "
+            "'package.module:Class'.",
+        ),
+        (
+            "conversation_engine.legacy.engine:Nope",
+            "Engine 'conversation_engine.legacy.engine:Nope': module "
+            "'conversation_engine.legacy.engine' has no class 'Nope'.",
+        ),
+    ):
+        result = runner.invoke(
+            app, ["compare", SMOKE, "--a", "legacy", "--b", engine, "--out", str(out)]
+        )
+        assert result.exit_code == 2, result.output
+        output = " ".join(result.output.split())
+        assert f"Error: {expected}" in output
+        error = output.split("Error: ", 1)[1]
+        assert error == expected  # one sentence and nothing after it
+        assert "Traceback" not in output and "A: legacy" not in output  # no progress bars
+        assert not out.exists()  # nothing ran, nothing written

@@ -1,0 +1,163 @@
+"""Signals to a running `conversation-engine batch`: Ctrl-C stops it cleanly, a kill loses
+nothing, and `--resume` finishes the rest so that every scenario appears exactly once.
+
+The batch runs in a subprocess, as a user runs it, against the simulated LLM served over HTTP
+from this process with added latency, so that the batch is mid-run when the signal arrives.
+(`tests/batch/test_processor.py` covers the same guarantees for the `BatchProcessor` API.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conversation_engine.batch.storage import JOB_FILE, RESULTS_FILE, read_results
+from conversation_engine.settings import get_settings
+from conversation_engine.simulated_llm import SimulationConfig, make_server
+
+SCENARIO_COUNT = 8
+LATENCY_MS = 60
+BOUND_SECONDS = 60
+CLI = "from conversation_engine.cli import main; main()"
+
+
+@pytest.fixture(scope="module")
+def model_url() -> Iterator[str]:
+    server = make_server(port=0, config=SimulationConfig(latency_ms=LATENCY_MS))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def scenarios(tmp_path: Path) -> Path:
+    smoke = json.loads((get_settings().FIXTURES_DIR / "scenarios" / "smoke.json").read_text())
+    items = []
+    for index in range(SCENARIO_COUNT):
+        item = json.loads(json.dumps(smoke[index % len(smoke)]))
+        item["name"] = f"scenario {index}"
+        item["variables"]["SEED"] = 100 + index
+        items.append(item)
+    path = tmp_path / "scenarios.json"
+    path.write_text(json.dumps(items), encoding="utf-8")
+    return path
+
+
+def cli(model_url: str, *args: str) -> subprocess.Popen[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
+    env.update(OPENAI_BASE_URL=model_url, OPENAI_MODEL="simulated", PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-c", CLI, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[str, str]:
+    try:
+        return process.communicate(timeout=BOUND_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def wait_for_rows(out: Path, count: int, process: subprocess.Popen[str]) -> Path:
+    """The batch folder once its results log holds `count` complete rows."""
+    deadline = time.monotonic() + BOUND_SECONDS
+    while time.monotonic() < deadline:
+        assert process.poll() is None, finish(process)
+        for log in out.glob(f"*/{RESULTS_FILE}"):
+            if log.read_bytes().count(b"\n") >= count:
+                return log.parent
+        time.sleep(0.02)
+    raise AssertionError("the batch never got going")
+
+
+def assert_complete_lines(batch_dir: Path) -> list[dict[str, object]]:
+    data = (batch_dir / RESULTS_FILE).read_bytes()
+    assert data.endswith(b"\n"), "the results log ends mid-row"
+    rows = [json.loads(line) for line in data.splitlines()]
+    assert all(isinstance(row, dict) for row in rows)
+    return rows
+
+
+def resume(model_url: str, batch_dir: Path) -> list[dict[str, object]]:
+    process = cli(model_url, "batch", "--resume", batch_dir.name, "--out", str(batch_dir.parent))
+    stdout, stderr = finish(process)
+    assert process.returncode == 0, stdout + stderr
+    assert "Traceback" not in stderr
+    rows = assert_complete_lines(batch_dir)
+    keys = sorted((row["scenario_index"], row["trial"]) for row in rows)
+    assert keys == [(index, 0) for index in range(SCENARIO_COUNT)], "lost or duplicated rows"
+    assert json.loads((batch_dir / JOB_FILE).read_text())["status"] == "completed"
+    assert (batch_dir / "summary.json").is_file() and (batch_dir / "results.csv").is_file()
+    return rows
+
+
+@pytest.mark.parametrize("engine", ["autogen", "legacy"])
+def test_sigint_stops_the_batch_cleanly_and_resume_finishes_it(
+    model_url: str, scenarios: Path, tmp_path: Path, engine: str
+) -> None:
+    out = tmp_path / "out"
+    process = cli(
+        model_url,
+        "batch",
+        str(scenarios),
+        "--engine",
+        engine,
+        "--out",
+        str(out),
+        "--concurrency",
+        "2",
+        "--no-eval",
+    )
+    batch_dir = wait_for_rows(out, 2, process)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = finish(process)
+
+    assert process.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr and "CancelledError" not in stderr, stderr
+    assert f"--resume {batch_dir.name}" in " ".join(stderr.split())
+    rows = assert_complete_lines(batch_dir)
+    assert 2 <= len(rows) < SCENARIO_COUNT
+    assert all(row["status"] == "completed" for row in rows)  # no cancelled run was recorded
+    assert json.loads((batch_dir / JOB_FILE).read_text())["status"] == "cancelled"
+
+    resumed = resume(model_url, batch_dir)
+    assert resumed[: len(rows)] == rows  # what was saved before the stop is kept as it was
+
+
+def test_sigkill_then_resume_runs_every_scenario_exactly_once(
+    model_url: str, scenarios: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    process = cli(
+        model_url, "batch", str(scenarios), "--out", str(out), "--concurrency", "2", "--no-eval"
+    )
+    batch_dir = wait_for_rows(out, 2, process)
+    process.send_signal(signal.SIGKILL)
+    finish(process)
+
+    assert process.returncode == -signal.SIGKILL
+    before = read_results(batch_dir / RESULTS_FILE)
+    assert 2 <= len(before) < SCENARIO_COUNT
+    assert json.loads((batch_dir / JOB_FILE).read_text())["status"] == "running"
+
+    rows = resume(model_url, batch_dir)
+    assert rows[: len(before)] == before
