@@ -26,6 +26,7 @@ Runs of the two engines alternate at each concurrency, in one process.
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import tempfile
 import time
@@ -84,6 +85,27 @@ def schedule_makespan(calls: Sequence[int], slots: int, latency_s: float) -> flo
         end = max(end, finish)
         heapq.heappush(free_at, finish)
     return end
+
+
+class _GCClock:
+    """CPU spent in the garbage collector while installed (`gc.callbacks`)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.seconds += time.process_time() - self._started
+
+    def __enter__(self) -> _GCClock:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self)
 
 
 class _Launches:
@@ -164,9 +186,10 @@ async def run_once(
     runner = _run_direct if direct else _run_processor
     launches = _Launches(len(scenarios))
     common.settle()
-    start = common.Meter.read(wrapper.transport)
-    results = await runner(engine_name, wrapper, scenarios, concurrency, launches)
-    span = common.Meter.read(wrapper.transport).since(start)
+    with _GCClock() as gc_clock:
+        start = common.Meter.read(wrapper.transport)
+        results = await runner(engine_name, wrapper, scenarios, concurrency, launches)
+        span = common.Meter.read(wrapper.transport).since(start)
     await wrapper.aclose()
 
     statuses = [result["status"] for result in results]
@@ -206,6 +229,7 @@ async def run_once(
         "schedule_efficiency": round(batch_rate / schedule, 3) if schedule else None,
         "cpu_s": round(span.cpu, 3),
         "model_cpu_s": round(span.model_cpu, 3),
+        "gc_cpu_s": round(gc_clock.seconds, 3),
         "calls_per_cpu_second": round(span.calls / span.engine_cpu, 1),
     }
 
@@ -260,6 +284,7 @@ async def measure(
             "latency_jitter_ms": jitter_ms,
             "runner": "engine directly (asyncio.Semaphore)" if direct else "BatchProcessor",
             "evaluation": "off",
+            "gc_cpu_s": "CPU spent in the garbage collector during the run (included in cpu_s)",
             "bound_per_s": "concurrency / (model calls per conversation x latency)",
             "efficiency": (
                 "share of slot time spent waiting on the model (nominal latency per request) "

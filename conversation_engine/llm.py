@@ -145,7 +145,9 @@ class OpenAIWrapper:
             base_url=self.base_url,
             max_retries=max_retries,
             timeout=timeout,
-            http_client=self.http_client,
+            # openai 3.x types this as `httpx2.AsyncClient` but accepts a classic one, which is
+            # what lets respx see the SDK's requests.
+            http_client=self.http_client,  # type: ignore[arg-type]
         )
         self._usage: dict[str, Usage] = {}
         self._service_client: httpx.AsyncClient | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import memory, overhead, startup, throughput, tokens
+from benchmarks import memory, overhead, profile_cpu, startup, throughput, tokens
 
 
 async def test_overhead_keys() -> None:
@@ -77,3 +77,25 @@ def test_busy_efficiency_counts_slot_time_spent_waiting_on_the_model() -> None:
     assert throughput.busy_efficiency(with_cpu, 1.0, 0.0, 5.0, 2) == 0.8
     # No window with every slot busy (the last launch came too soon): no measure.
     assert throughput.busy_efficiency(back_to_back, 1.0, 0.0, 0.5, 2) is None
+
+
+def test_profile_split_bills_samples_to_the_innermost_component() -> None:
+    loop = "Handle._run (asyncio/events.py:80)"
+    agent = "AssistantAgent._call_llm (autogen_agentchat/agents/_assistant_agent.py:1109)"
+    client = (
+        "BaseOpenAIChatCompletionClient.create (autogen_ext/models/openai/_openai_client.py:673)"
+    )
+    sdk = "AsyncCompletions.create (openai/resources/chat/completions/completions.py:3416)"
+    typing_frame = "get_origin (typing.py:2424)"
+    lines = [
+        f"{loop};{agent};{client};{typing_frame} 3",  # AutoGen's client, not the openai SDK
+        f"{loop};{sdk};{typing_frame} 2",
+        f"{loop};create_task (asyncio/base_events.py:436) 1",  # the loop only if nobody else
+        "Thread.run (threading.py:982);_worker (concurrent/futures/thread.py:81) 5",  # idle
+        f"{loop};_find_and_load (<frozen importlib._bootstrap>:1176) 7",  # an import
+    ]
+    assert profile_cpu.split(lines) == {
+        "AutoGen OpenAI client (autogen_ext)": 3,
+        "openai SDK and httpx (rest)": 2,
+        "event loop (asyncio)": 1,
+    }

@@ -38,9 +38,10 @@ from conversation_engine.autogen.mas_factory import (
     AutogenMASFactory,
 )
 from conversation_engine.contract import CLIENT_SPEAKER, END_CALL_TOOL
-from conversation_engine.llm import OpenAIWrapper, as_blocked_error, estimate_cost
-from conversation_engine.outcome import ConversationOutcome, seed_of, unwrap_error
-from conversation_engine.scenario import default_client_data, parse_scenario, prepare_variables
+from conversation_engine.engine_base import ContractEngine, Conversation
+from conversation_engine.llm import OpenAIWrapper
+from conversation_engine.outcome import ConversationOutcome, unwrap_error
+from conversation_engine.scenario import default_client_data
 from conversation_engine.settings import Settings, get_settings
 from conversation_engine.specs import PromptSpec, load_prompt_spec
 from conversation_engine.tools.base import ToolBackend
@@ -58,7 +59,7 @@ TRANSIENT_ERRORS = frozenset(
 )
 
 
-class AutogenConversationEngine:
+class AutogenConversationEngine(ContractEngine):
     """Drop-in replacement for the legacy `ConversationEngine`, running the bot as a Swarm.
 
     Construction loads and validates the prompt spec (a bad spec raises `SpecError` at once).
@@ -96,70 +97,14 @@ class AutogenConversationEngine:
         )
         self.swarm_retries = swarm_retries
 
-    async def run_conversation(
-        self, scenario: dict[str, Any], max_turns: int | None = None, timeout_sec: int | None = None
-    ) -> dict[str, Any]:
-        """Basic mode: the entry agent alone, no tools and no handoffs; speakers `agent`/`client`."""
-        return await self._run(scenario, max_turns, timeout_sec, basic=True)
+    def _new_conversation(
+        self, spec: PromptSpec, outcome: ConversationOutcome, *, basic: bool, greeting: str | None
+    ) -> _SwarmConversation:
+        return _SwarmConversation(self, spec, outcome, basic=basic, greeting=greeting)
 
-    async def run_conversation_with_tools(
-        self, scenario: dict[str, Any], max_turns: int | None = None, timeout_sec: int | None = None
-    ) -> dict[str, Any]:
-        """Tools mode: the spec's agents with their tools and handoffs; speakers `agent_<id>`/`client`."""
-        return await self._run(scenario, max_turns, timeout_sec, basic=False)
-
-    async def _run(
-        self, scenario: Any, max_turns: int | None, timeout_sec: float | None, *, basic: bool
-    ) -> dict[str, Any]:
-        turns_limit = self.settings.resolve_max_turns(max_turns)
-        timeout = self.settings.resolve_timeout(timeout_sec)
-        name = scenario.get("name") if isinstance(scenario, Mapping) else None
-        outcome = ConversationOutcome(
-            scenario_name=str(name or "unknown"), tools_used=not basic, engine=type(self).__name__
-        )
-        conversation: _SwarmConversation | None = None
-        deadline = asyncio.timeout(timeout)
-        try:
-            async with deadline:
-                parsed = parse_scenario(scenario)
-                variables, outcome.session_id = await prepare_variables(
-                    parsed, client_data=self.client_data
-                )
-                outcome.seed = seed_of(variables)
-                spec = self.prompt_specification.format(variables)
-                conversation = _SwarmConversation(
-                    self, spec, outcome, basic=basic, greeting=_greeting(variables)
-                )
-                await conversation.play(turns_limit)
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            return self._finish(conversation, outcome).timed_out(timeout)
-        except Exception as error:  # every failure becomes a result; cancellation still propagates
-            blocked = as_blocked_error(error)
-            logger.warning("Conversation %s failed: %s", outcome.session_id, unwrap_error(error)[0])
-            context = {
-                "max_turns": turns_limit,
-                "timeout_sec": timeout,
-                "spec_name": self.prompt_spec_name,
-            }
-            return self._finish(conversation, outcome).failed(blocked or error, **context)
-        return self._finish(conversation, outcome).completed()
-
-    def _finish(
-        self, conversation: _SwarmConversation | None, outcome: ConversationOutcome
-    ) -> ConversationOutcome:
-        if conversation is not None:
+    def _record(self, conversation: Conversation | None, outcome: ConversationOutcome) -> None:
+        if isinstance(conversation, _SwarmConversation):
             conversation.record(outcome)
-        outcome.usage.cost_usd = estimate_cost(
-            self.openai.model, outcome.usage.prompt_tokens, outcome.usage.completion_tokens
-        )
-        return outcome
-
-
-def _greeting(variables: Mapping[str, Any]) -> str | None:
-    text = variables.get("client_greeting") or variables.get("GREETING")
-    return str(text) if text else None
 
 
 class _SwarmConversation:

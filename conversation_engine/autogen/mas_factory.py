@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.base import (
+    ChatAgent,
     Handoff,
     OrTerminationCondition,
     TerminatedException,
@@ -166,7 +167,7 @@ class AutogenMASFactory:
         entry agent alone, with no tools and no handoffs.
         """
         agent_ids = [spec.entry_agent_id] if basic else spec.service_agent_ids
-        agents = [
+        agents: list[ChatAgent] = [
             self._create_agent(spec, agent_id, tools, model_client, user_handoff_target, basic)
             for agent_id in agent_ids
         ]
@@ -185,8 +186,9 @@ class AutogenMASFactory:
         basic: bool,
     ) -> AssistantAgent:
         agent = spec.agents[agent_id]
-        agent_tools: list[BaseTool] = []
-        handoffs: list[Handoff] = []
+        # Typed as AssistantAgent's parameters are (lists are invariant).
+        agent_tools: list[BaseTool[Any, Any] | Callable[..., Any]] = []
+        handoffs: list[Handoff | str] = []
         if not basic:
             by_name = {tool.name: tool for tool in tools}
             agent_tools = [by_name[name] for name in agent.tools if name in by_name]

@@ -42,6 +42,7 @@ from conversation_engine.batch.storage import (
 from conversation_engine.contract import contract_violations
 from conversation_engine.engines import create_engine, engine_label, resolve_engine
 from conversation_engine.errors import UserInputError
+from conversation_engine.gc_tuning import batch_gc
 from conversation_engine.scenario import Scenario, check_variables, parse_scenario
 from conversation_engine.settings import Settings, get_settings
 from conversation_engine.specs import PromptSpec
@@ -290,7 +291,11 @@ class BatchProcessor:
         job.current_stage = "initializing"
         self._recount(job)
         run = _RunState(job, progress_callback, on_progress)
-        with self.storage.lock(batch_id), self.storage.open_results(batch_id) as log:
+        with (
+            batch_gc(),
+            self.storage.lock(batch_id),
+            self.storage.open_results(batch_id) as log,
+        ):
             self._save(job, force=True)
             semaphore = self._semaphore()
             self._loops[batch_id] = asyncio.get_running_loop()

@@ -9,11 +9,10 @@ that switch the current agent, and a simulated client that hears only the agents
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +27,10 @@ from conversation_engine.contract import (
     client_end_call_content,
     safe_parse_tool_result,
 )
-from conversation_engine.llm import OpenAIWrapper, as_blocked_error, estimate_cost
-from conversation_engine.outcome import ConversationOutcome, now_iso, seed_of, unwrap_error
-from conversation_engine.scenario import default_client_data, parse_scenario, prepare_variables
+from conversation_engine.engine_base import ContractEngine, Conversation
+from conversation_engine.llm import OpenAIWrapper
+from conversation_engine.outcome import ConversationOutcome, now_iso
+from conversation_engine.scenario import default_client_data
 from conversation_engine.settings import Settings, get_settings
 from conversation_engine.specs import PromptSpec, load_prompt_spec
 from conversation_engine.tools.base import ToolBackend
@@ -57,7 +57,7 @@ DEFAULT_END_REASON = "Client ended the call"
 _CLIENT_TOOLS = [CONTROL_TOOLS[END_CALL_TOOL]]
 
 
-class LegacyConversationEngine:
+class LegacyConversationEngine(ContractEngine):
     """The legacy `ConversationEngine`, re-implemented as a correct, efficient baseline.
 
     Same constructor and methods as the legacy class (and the same keyword options as
@@ -134,66 +134,15 @@ class LegacyConversationEngine:
             for agent_id in spec.service_agent_ids
         }
 
-    async def run_conversation(
-        self, scenario: dict[str, Any], max_turns: int | None = None, timeout_sec: int | None = None
-    ) -> dict[str, Any]:
-        """Basic mode: the entry agent alone, no tools; speakers `agent`/`client`."""
-        return await self._run(scenario, max_turns, timeout_sec, basic=True)
+    def _new_conversation(
+        self, spec: PromptSpec, outcome: ConversationOutcome, *, basic: bool, greeting: str | None
+    ) -> _LegacyConversation:
+        return _LegacyConversation(self, spec, outcome, basic=basic, greeting=greeting)
 
-    async def run_conversation_with_tools(
-        self, scenario: dict[str, Any], max_turns: int | None = None, timeout_sec: int | None = None
-    ) -> dict[str, Any]:
-        """Tools mode: the spec's agents, tools and handoffs; speakers `agent_<id>`/`client`."""
-        return await self._run(scenario, max_turns, timeout_sec, basic=False)
-
-    async def _run(
-        self, scenario: Any, max_turns: int | None, timeout_sec: float | None, *, basic: bool
-    ) -> dict[str, Any]:
-        turns_limit = self.settings.resolve_max_turns(max_turns)
-        timeout = self.settings.resolve_timeout(timeout_sec)
-        name = scenario.get("name") if isinstance(scenario, Mapping) else None
-        outcome = ConversationOutcome(
-            scenario_name=str(name or "unknown"), tools_used=not basic, engine=type(self).__name__
-        )
-        deadline = asyncio.timeout(timeout)
-        try:
-            async with deadline:
-                parsed = parse_scenario(scenario)
-                variables, outcome.session_id = await prepare_variables(
-                    parsed, client_data=self.client_data
-                )
-                outcome.seed = seed_of(variables)
-                spec = self.prompt_specification.format(variables)
-                conversation = _LegacyConversation(
-                    self, spec, outcome, basic=basic, greeting=_greeting(variables)
-                )
-                await conversation.play(turns_limit)
-        except Exception as error:  # every failure becomes a result; cancellation propagates
-            if isinstance(error, TimeoutError) and deadline.expired():
-                return self._finish(outcome).timed_out(timeout)
-            # A TimeoutError the deadline did not cause (a library's own) is a plain failure.
-            blocked = as_blocked_error(error)
-            logger.warning("Conversation %s failed: %s", outcome.session_id, unwrap_error(error)[0])
-            context = {
-                "max_turns": turns_limit,
-                "timeout_sec": timeout,
-                "spec_name": self.prompt_spec_name,
-            }
-            return self._finish(outcome).failed(blocked or error, **context)
-        return self._finish(outcome).completed()
-
-    def _finish(self, outcome: ConversationOutcome) -> ConversationOutcome:
+    def _record(self, conversation: Conversation | None, outcome: ConversationOutcome) -> None:
+        # The history is kept on the outcome as it grows; only the usage is collected here.
         if outcome.session_id:
             outcome.usage = self.openai.pop_usage(outcome.session_id)
-        outcome.usage.cost_usd = estimate_cost(
-            self.openai.model, outcome.usage.prompt_tokens, outcome.usage.completion_tokens
-        )
-        return outcome
-
-
-def _greeting(variables: Mapping[str, Any]) -> str | None:
-    text = variables.get("client_greeting") or variables.get("GREETING")
-    return str(text) if text else None
 
 
 @dataclass

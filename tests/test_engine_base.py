@@ -1,0 +1,86 @@
+"""What `ContractEngine` guarantees every shipped engine, checked on both."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import pytest
+
+from conversation_engine.contract import contract_violations
+from conversation_engine.engine_base import ContractEngine, greeting_of
+from conversation_engine.engines import resolve_engine
+from conversation_engine.llm import OpenAIWrapper
+
+ENGINES = ["autogen", "legacy"]
+SCENARIO = {
+    "name": "lookup",
+    "variables": {
+        "client_id": "C-1",
+        "PERSONALITY": "Polite.",
+        "AMB_LEVEL": 1,
+        "PATIENCE": 2,
+        "ORDER_GOAL": ["1 pack of butter"],
+        "SEED": 11,
+    },
+}
+
+
+class TimingOutClientData:
+    """A client-data source whose own timeout fires (not the conversation's deadline)."""
+
+    async def get_client_data(self, client_id: str, codes: list[str] | None = None) -> Any:
+        raise TimeoutError("client data lookup timed out")
+
+
+class BrokenClientData:
+    async def get_client_data(self, client_id: str, codes: list[str] | None = None) -> Any:
+        raise ValueError("client data source is broken")
+
+
+@pytest.fixture
+async def wrapper():
+    w = OpenAIWrapper.simulated()
+    yield w
+    await w.aclose()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_both_engines_share_the_contract_methods(engine: str) -> None:
+    cls = resolve_engine(engine)
+    assert issubclass(cls, ContractEngine)
+    assert inspect.iscoroutinefunction(cls.run_conversation)
+    assert inspect.iscoroutinefunction(cls.run_conversation_with_tools)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_a_timeout_error_the_deadline_did_not_cause_is_a_failure(
+    wrapper: OpenAIWrapper, engine: str
+) -> None:
+    instance = resolve_engine(engine)(
+        wrapper, "multiagent_prompts", client_data=TimingOutClientData()
+    )
+    result = await instance.run_conversation_with_tools(SCENARIO, timeout_sec=30)
+    assert contract_violations(result, basic_mode=False) == []
+    assert result["status"] == "failed"
+    assert result["error_type"] == "TimeoutError"
+    assert result["error"] == "client data lookup timed out"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_a_failure_before_the_first_turn_is_a_result(
+    wrapper: OpenAIWrapper, engine: str
+) -> None:
+    instance = resolve_engine(engine)(wrapper, "multiagent_prompts", client_data=BrokenClientData())
+    result = await instance.run_conversation(SCENARIO)
+    assert contract_violations(result, basic_mode=True) == []
+    assert (result["status"], result["error_type"]) == ("failed", "ValueError")
+    assert result["conversation_history"] == [] and result["tools_used"] is False
+    assert result["error_context"]["spec_name"] == "multiagent_prompts"
+
+
+def test_greeting_of() -> None:
+    assert greeting_of({"client_greeting": "Hi there"}) == "Hi there"
+    assert greeting_of({"GREETING": "Hello"}) == "Hello"
+    assert greeting_of({"GREETING": ""}) is None
+    assert greeting_of({}) is None
