@@ -25,6 +25,7 @@ FaultKind = Literal[
     "unknown_tool",
     "invalid_handoff",
     "endless_tools",
+    "handoff_ping_pong",
 ]
 
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
@@ -53,7 +54,8 @@ class Fault(BaseModel):
     """One fault to inject into matching requests.
 
     A request *matches* when its role fits `role` and the fault can act on it (for example
-    `malformed_arguments` needs offered tools, `endless_tools` a business tool). Matching
+    `malformed_arguments` needs offered tools, `endless_tools` a business tool, `handoff_ping_pong` a handoff to another agent: the agent
+    always hands off, so two agents wired both ways pass the customer back and forth). Matching
     requests are counted per fault; `on_calls` picks among them by that 1-based count.
     """
 

@@ -110,6 +110,8 @@ def fault_applies(kind: FaultKind, role: Role, body: dict[str, Any]) -> bool:
         return bool(view.tools)
     if kind == "endless_tools":
         return role == "agent" and bool(view.business_tools())
+    if kind == "handoff_ping_pong":
+        return role == "agent" and bool(view.handoff_tools())
     return True
 
 
@@ -169,6 +171,15 @@ class SimulatedModel:
             name = "get_cart" if "get_cart" in business else business[0]
             return Reply(
                 tool_call=ToolCallPlan(name, fit_arguments(view.parameters(name), name, {}))
+            )
+        if fault == "handoff_ping_pong":
+            handoffs = view.handoff_tools()
+            if role != "agent" or not handoffs:
+                return reply
+            name = next(iter(handoffs))
+            wanted = {"reason": "Passing you to a colleague."}
+            return Reply(
+                tool_call=ToolCallPlan(name, fit_arguments(view.parameters(name), name, wanted))
             )
         if fault == "malformed_arguments":
             planned = reply.tool_call

@@ -146,6 +146,23 @@ async def test_a_model_that_never_stops_calling_tools_is_bounded(engine: str) ->
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+async def test_handoff_ping_pong_between_two_agents_is_bounded(engine: str) -> None:
+    result = await play(engine, [Fault(kind="handoff_ping_pong", role="agent")], max_turns=3)
+    assert result["status"] == "completed"
+    assert result["total_turns"] <= 3
+    agent_entries = [e for e in result["conversation_history"] if e["speaker"] != "client"]
+    handoffs_per_turn: dict[int, int] = {}
+    for entry in agent_entries:
+        for call in entry.get("tool_calls") or []:
+            if call["function"]["name"].startswith("handoff_"):
+                handoffs_per_turn[entry["turn"]] = handoffs_per_turn.get(entry["turn"], 0) + 1
+    # Both agents took part, and no turn exceeded the per-turn model-call cap.
+    assert {e["speaker"] for e in agent_entries} == {"agent_agent", "agent_support"}
+    assert handoffs_per_turn and min(handoffs_per_turn.values()) >= 2
+    assert max(handoffs_per_turn.values()) <= 10
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 async def test_client_side_failure_is_reported_with_partial_history(engine: str) -> None:
     result = await play(engine, [Fault(kind="server_error", role="client")])
     assert result["status"] == "failed" and result["error_type"] == "InternalServerError"
