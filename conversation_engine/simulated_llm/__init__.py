@@ -18,7 +18,13 @@ from conversation_engine.simulated_llm.config import (
 )
 from conversation_engine.simulated_llm.endpoint import SimulatedEndpoint, SimulationStats
 from conversation_engine.simulated_llm.model import SimulatedModel, detect_role
-from conversation_engine.simulated_llm.server import SimulatedLLMServer, make_server, serve
+from conversation_engine.simulated_llm.server import (
+    SimulatedLLMServer,
+    base_url,
+    make_server,
+    serve,
+    serving_in_background,
+)
 from conversation_engine.simulated_llm.transport import SimulatedLLMTransport
 
 __all__ = [
@@ -32,7 +38,9 @@ __all__ = [
     "SimulatedModel",
     "SimulationConfig",
     "SimulationStats",
+    "base_url",
     "detect_role",
     "make_server",
     "serve",
+    "serving_in_background",
 ]

@@ -6,12 +6,17 @@ and then closes the connection without an answer; `connection_reset` closes it a
 
     serve(port=8765)                         # blocks until Ctrl-C
     server = make_server(port=0)             # ephemeral port: server.server_address[1]
+    with serving_in_background(config) as server:   # for tests driving another process
+        url = base_url(server)
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from conversation_engine.simulated_llm.config import SimulationConfig
@@ -69,6 +74,30 @@ def make_server(
 ) -> SimulatedLLMServer:
     """A bound, not yet serving, server; `port=0` picks a free port."""
     return SimulatedLLMServer((host, port), SimulatedEndpoint(config))
+
+
+def base_url(server: SimulatedLLMServer) -> str:
+    """The OpenAI base URL (`.../v1`) a client uses to reach `server`."""
+    host, port = server.server_address[:2]
+    if isinstance(host, bytes):  # typeshed allows bytes for a socket address
+        host = host.decode()
+    return f"http://{host}:{port}/v1"
+
+
+@contextmanager
+def serving_in_background(
+    config: SimulationConfig | None = None, host: str = "127.0.0.1", port: int = 0
+) -> Iterator[SimulatedLLMServer]:
+    """A server answering from a daemon thread while the block runs (default: a free port)."""
+    server = make_server(host, port, config)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 def serve(

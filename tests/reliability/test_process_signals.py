@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 
 from conversation_engine.batch.storage import JOB_FILE, RESULTS_FILE, read_results
 from conversation_engine.settings import get_settings
-from conversation_engine.simulated_llm import SimulationConfig, make_server
+from conversation_engine.simulated_llm import SimulationConfig, base_url, serving_in_background
 
 SCENARIO_COUNT = 8
 LATENCY_MS = 60
@@ -32,14 +31,8 @@ CLI = "from conversation_engine.cli import main; main()"
 
 @pytest.fixture(scope="module")
 def model_url() -> Iterator[str]:
-    server = make_server(port=0, config=SimulationConfig(latency_ms=LATENCY_MS))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_in_background(SimulationConfig(latency_ms=LATENCY_MS)) as server:
+        yield base_url(server)
 
 
 @pytest.fixture

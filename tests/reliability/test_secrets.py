@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,12 @@ from typer.testing import CliRunner
 
 from conversation_engine.cli import app
 from conversation_engine.settings import get_settings
-from conversation_engine.simulated_llm import Fault, SimulationConfig, make_server
+from conversation_engine.simulated_llm import (
+    Fault,
+    SimulationConfig,
+    base_url,
+    serving_in_background,
+)
 from conversation_engine.tools.shop import EmulatedShop
 
 MARKER = "LEAKCHECK"
@@ -43,14 +47,8 @@ WEBHOOK_URL = f"https://crm.test/webhook?token={HOOK_TOKEN}"
 def model_url() -> Iterator[str]:
     # One agent request is refused as unauthorized, so an authentication error is recorded.
     config = SimulationConfig(faults=[Fault(kind="unauthorized", role="agent", on_calls=[6])])
-    server = make_server(port=0, config=config)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_in_background(config) as server:
+        yield base_url(server)
 
 
 @pytest.fixture

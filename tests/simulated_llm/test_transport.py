@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 
@@ -26,7 +25,7 @@ from conversation_engine.simulated_llm import (
     SimulatedLLMServer,
     SimulatedLLMTransport,
     SimulationConfig,
-    make_server,
+    serving_in_background,
 )
 from conversation_engine.simulated_llm.utterances import parse_amount, parse_request
 from conversation_engine.tools.catalogue import BUSINESS_TOOLS
@@ -104,15 +103,8 @@ def test_sync_clients_work_too() -> None:
 @pytest.fixture
 def server() -> Iterator[SimulatedLLMServer]:
     faults = [Fault(kind="connection_reset", on_calls=[2])]
-    server = make_server(port=0, config=SimulationConfig(faults=faults))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_in_background(SimulationConfig(faults=faults)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 async def test_http_server_answers_on_loopback(server: SimulatedLLMServer) -> None:
