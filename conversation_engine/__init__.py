@@ -57,6 +57,8 @@ _EXPORTS: dict[str, str] = {
     "ConversationAdapter": "conversation_engine.autogen.adapter",
     "SimulatedClient": "conversation_engine.autogen.client",
     "LegacyConversationEngine": "conversation_engine.legacy.engine",
+    "RolloutConversationEngine": "conversation_engine.rollout",
+    "HostService": "conversation_engine.host",
     # batches and A/B comparison
     "BatchProcessor": "conversation_engine.batch.processor",
     "BatchProgress": "conversation_engine.batch.job",
@@ -85,6 +87,7 @@ __all__ = [
     "Fault",
     "FunctionCall",
     "HistoryEntry",
+    "HostService",
     "HttpToolBackend",
     "LegacyConversationEngine",
     "MalformedResponseError",
@@ -93,6 +96,7 @@ __all__ = [
     "PythonTool",
     "PythonToolBackend",
     "RateLimiter",
+    "RolloutConversationEngine",
     "Scenario",
     "ScenarioError",
     "SessionTools",
@@ -162,9 +166,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnknownToolError,
         UserInputError,
     )
+    from conversation_engine.host import HostService
     from conversation_engine.legacy.engine import LegacyConversationEngine
     from conversation_engine.llm import OpenAIWrapper
     from conversation_engine.rate_limit import RateLimiter
+    from conversation_engine.rollout import RolloutConversationEngine
     from conversation_engine.scenario import Scenario, load_scenarios, prepare_variables
     from conversation_engine.settings import Settings, get_settings
     from conversation_engine.simulated_llm import Fault, SimulatedLLMTransport, SimulationConfig

@@ -1,14 +1,18 @@
 """The `conversation-engine` command.
 
 Heavy imports (AutoGen, openai) happen inside commands so that `--help` stays fast.
-User errors print one sentence and exit with code 2; `--debug` shows the traceback.
+User errors print one sentence and exit with code 2; `--debug` shows the traceback. A results
+write that fails after conversations ran (a full disk) prints one sentence and exits with
+code 1. Text from outside (results, spec files, paths, error messages) is printed as plain
+text, never as console markup, with escape sequences and control characters removed
+(`safe_text`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +23,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from conversation_engine.safe_text import terminal_safe
 
 app = typer.Typer(
     help="Simulate and A/B-test multi-agent customer-service bots.",
@@ -33,8 +39,9 @@ simulated_app = typer.Typer(
 app.add_typer(specs_app, name="specs")
 app.add_typer(simulated_app, name="simulated-llm")
 
-console = Console()
-err_console = Console(stderr=True)
+# No emoji codes: ":smile:" in a model's reply or a file name is text, not a picture.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 DEFAULT_SCENARIOS = "shop_scenarios.json"
 SIMULATED_BANNER = (
@@ -64,39 +71,64 @@ ConcurrencyOption = Annotated[
 ]
 
 
+#: Exit code of a command whose results could not be written (a full disk, an I/O error).
+WRITE_FAILED_EXIT_CODE = 1
+
+
+def _t(value: Any) -> str:
+    """Outside text for a markup string: shown as written, never as markup or escape codes."""
+    return escape(terminal_safe(value))
+
+
+def print_error(message: Any) -> None:
+    """`Error: <message>` on stderr, on one line whatever the terminal width."""
+    # The message as written: a path or a field like "item [0]" must not be wrapped or read as
+    # console markup, and what it quotes (a model's error, a file name) must not reach the
+    # terminal as escape codes.
+    err_console.print(f"[bold red]Error:[/] {_t(message)}", soft_wrap=True)
+
+
+class _TerminalSafeLogHandler(logging.Handler):
+    """What `logging.lastResort` does (WARNING and up to stderr, message only), but with
+    escape sequences and control characters from logged outside text removed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(terminal_safe(self.format(record)) + "\n")
+        except Exception:  # pragma: no cover - as logging does
+            self.handleError(record)
+
+
+def _terminal_safe_logging() -> None:
+    """Unless logging is configured, log warnings to stderr terminal-safe."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(_TerminalSafeLogHandler())
+
+
 @contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
     """Turn user errors into one sentence and exit code 2."""
     from conversation_engine.errors import UserInputError
 
+    _terminal_safe_logging()
     try:
         yield
     except UserInputError as error:
         if debug:
             raise
-        # One line, whatever the terminal width, and the message as written: a path or a
-        # field like "item [0]" must not be wrapped or read as console markup.
-        err_console.print(f"[bold red]Error:[/] {escape(str(error))}", soft_wrap=True)
+        print_error(error)
         raise typer.Exit(2) from None
 
 
-class _DropCancellations(logging.Filter):
-    """Drops records whose exception is a cancellation.
+def _quiet_cancellations(debug: bool = False) -> None:
+    """AutoGen's runtime errors: one line per failed conversation unless `debug` (logs.py)."""
+    from conversation_engine.logs import route_autogen_runtime_logs
 
-    Ctrl-C and conversation timeouts cancel the agent calls in flight; AutoGen's runtime logs
-    each one as an error with a traceback, which is noise: the result or the interruption
-    message already says what happened.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, asyncio.CancelledError)
-
-
-def _quiet_cancellations() -> None:
-    runtime_logger = logging.getLogger("autogen_core")
-    if not any(isinstance(f, _DropCancellations) for f in runtime_logger.filters):
-        runtime_logger.addFilter(_DropCancellations())
+    route_autogen_runtime_logs(debug=debug)
 
 
 def default_scenarios_path() -> Path:
@@ -117,11 +149,13 @@ def make_wrapper(quiet: bool = False) -> Any:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write atomically: a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(path.suffix + ".partial")
-    partial.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
-    partial.replace(path)
+    """Write a results file: atomically for a regular file (a reader never sees half of it, a
+    failure leaves no partial file), in place for `/dev/null` or a pipe; any text is kept
+    (`safe_text.json_dumps`)."""
+    from conversation_engine.output import write_output_file
+    from conversation_engine.safe_text import json_dumps
+
+    write_output_file(path, json_dumps(data, indent=2))
 
 
 async def _run_all(
@@ -166,6 +200,8 @@ def run(
     """Play scenarios through an engine, show the transcripts and write the contract results."""
     with user_errors(debug):
         from conversation_engine.engines import create_engine, resolve_engine
+        from conversation_engine.output import check_output_file
+        from conversation_engine.safe_text import json_dumps
         from conversation_engine.scenario import check_variables, load_scenarios
         from conversation_engine.settings import get_settings
         from conversation_engine.specs import PromptSpec
@@ -174,10 +210,10 @@ def run(
         settings = get_settings()
         scenario_path = scenarios or default_scenarios_path()
         loaded = load_scenarios(scenario_path)
-        if not debug:
-            _quiet_cancellations()
+        _quiet_cancellations(debug)
         engine_cls = resolve_engine(engine)
         out = out or settings.RESULTS_DIR / f"run-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+        check_output_file(out)  # before anything runs, not after every conversation did
 
         async def main() -> list[dict[str, Any]]:
             wrapper = make_wrapper(quiet=as_json)
@@ -188,8 +224,12 @@ def run(
                     check_variables(prompt_spec, loaded, source=str(scenario_path))
 
                 def show(_: int, result: dict[str, Any]) -> None:
-                    if not as_json:
+                    if as_json:
+                        return
+                    try:
                         print_transcript(result, console)
+                    except Exception:  # showing a result must never lose the results
+                        logging.getLogger(__name__).exception("Could not show a transcript")
 
                 method = "run_conversation" if basic else "run_conversation_with_tools"
                 return await _run_all(
@@ -205,16 +245,26 @@ def run(
                 await wrapper.aclose()
 
         results = asyncio.run(main())
-        write_json(out, results if len(results) != 1 else results[0])
+        try:
+            write_json(out, results if len(results) != 1 else results[0])
+        except OSError as error:
+            print_error(
+                f"The results could not be written to '{out}' ({error.strerror or error}); "
+                f"{len(results)} conversation(s) ran, nothing was saved."
+            )
+            raise typer.Exit(WRITE_FAILED_EXIT_CODE) from None
         if as_json:
-            sys.stdout.write(json.dumps(results, ensure_ascii=False, indent=2) + "\n")
+            sys.stdout.write(json_dumps(results, indent=2, for_terminal=True) + "\n")
         else:
             statuses: dict[str, int] = {}
             for result in results:
-                statuses[result["status"]] = statuses.get(result["status"], 0) + 1
+                status = str(result.get("status"))
+                statuses[status] = statuses.get(status, 0) + 1
             summary = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
             console.print(
-                f"[bold]{len(results)} conversation(s):[/] {summary}. Results written to [cyan]{out}[/]"
+                f"[bold]{len(results)} conversation(s):[/] {_t(summary)}. Results written to "
+                f"[cyan]{_t(out)}[/]",
+                soft_wrap=True,
             )
 
 
@@ -229,10 +279,10 @@ def specs_list(debug: DebugOption = False) -> None:
         table = Table("name", "display name", "version", "agents")
         for item in list_prompt_specs():
             table.add_row(
-                item["name"],
-                str(item.get("display_name", "")),
-                str(item.get("version", "")),
-                ", ".join(item.get("agents", [])),
+                _t(item["name"]),
+                _t(item.get("display_name", "")),
+                _t(item.get("version", "")),
+                _t(", ".join(item.get("agents", []))),
             )
         console.print(table)
 
@@ -243,9 +293,10 @@ def specs_show(
 ) -> None:
     """Print a spec as JSON."""
     with user_errors(debug):
+        from conversation_engine.safe_text import json_dumps
         from conversation_engine.specs import load_prompt_spec
 
-        console.print_json(json.dumps(load_prompt_spec(name).to_dict(), ensure_ascii=False))
+        console.print_json(json_dumps(load_prompt_spec(name).to_dict(), for_terminal=True))
 
 
 @specs_app.command("validate")
@@ -259,7 +310,8 @@ def specs_validate(
         spec = load_prompt_spec(name)
         agents = ", ".join(spec.agents)
         console.print(
-            f"[green]OK[/] {name}: agents {agents}; entry agent '{spec.entry_agent_id}'.",
+            f"[green]OK[/] {_t(name)}: agents {_t(agents)}; entry agent "
+            f"'{_t(spec.entry_agent_id)}'.",
             soft_wrap=True,
         )
 
@@ -275,7 +327,7 @@ def simulated_serve(
 
     err_console.print(
         f"[yellow]Simulated LLM (a deterministic test double, not a language model) on "
-        f"http://{host}:{port}/v1[/]"
+        f"http://{_t(host)}:{port}/v1[/]"
     )
     serve(host=host, port=port, config=SimulationConfig(latency_ms=latency_ms))
 
@@ -351,9 +403,9 @@ def _print_batch_summary(rows: list[dict[str, Any]], batch_dir: Path) -> None:
     reasons = ", ".join(f"{n} {r}" for r, n in sorted(summary.end_reasons.items()))
     scores = summary.score_statistics
     distribution = " · ".join(f"{k}: {v}" for k, v in scores.distribution.items())
-    table.add_row("conversations", f"{summary.total_conversations} ({statuses})")
+    table.add_row("conversations", _t(f"{summary.total_conversations} ({statuses})"))
     table.add_row("success rate", f"{summary.success_rate:.0%}")
-    table.add_row("end reasons", reasons)
+    table.add_row("end reasons", _t(reasons))
     if scores.mean is not None:
         table.add_row("score", f"mean {scores.mean:.2f} · {distribution}")
     if summary.turn_statistics.mean is not None:
@@ -365,7 +417,7 @@ def _print_batch_summary(rows: list[dict[str, Any]], batch_dir: Path) -> None:
         f"{summary.usage.total_tokens} (evaluator {summary.evaluation_usage.total_tokens})",
     )
     table.add_row("cost", f"${summary.usage.cost_usd + summary.evaluation_usage.cost_usd:.4f}")
-    table.add_row("results", str(batch_dir))
+    table.add_row("results", _t(batch_dir))
     console.print(table)
 
 
@@ -413,7 +465,9 @@ def batch(
 
     with user_errors(debug):
         from conversation_engine.batch import BatchProcessor, BatchProgress, ResultStorage
+        from conversation_engine.batch.storage import BATCH_FILES
         from conversation_engine.errors import UserInputError
+        from conversation_engine.output import check_output_dir
         from conversation_engine.scenario import load_scenarios
         from conversation_engine.settings import get_settings
 
@@ -421,13 +475,16 @@ def batch(
         job: dict[str, Any] | None = None
         loaded: list[Any] = []
         scenario_path: Path | None = None
+        check_output_dir(out_dir)  # before anything runs, not after every conversation did
         if resume:
             if scenarios is not None:
                 raise UserInputError(
                     f"--resume takes the scenarios from batch {resume}; drop the SCENARIOS "
                     "argument."
                 )
-            job = ResultStorage(out_dir).load_job(resume)
+            storage = ResultStorage(out_dir)
+            job = storage.load_job(resume)
+            check_output_dir(storage.batch_dir(resume), "The batch folder", files=BATCH_FILES)
             _check_resume_options(
                 job,
                 {
@@ -444,8 +501,7 @@ def batch(
         else:
             scenario_path = scenarios or default_scenarios_path()
             loaded = load_scenarios(scenario_path)
-        if not debug:
-            _quiet_cancellations()
+        _quiet_cancellations(debug)
 
         async def main() -> dict[str, Any]:
             wrapper = make_wrapper()
@@ -474,8 +530,10 @@ def batch(
                 status = processor.get_batch_status(batch_id) or {}
                 verb = "Resuming" if resume else "Running"
                 console.print(
-                    f"{verb} batch [bold]{batch_id}[/] ({status.get('engine')}, spec "
-                    f"{status.get('prompt_spec_name')}) → [cyan]{processor.storage.batch_dir(batch_id)}[/]"
+                    f"{verb} batch [bold]{_t(batch_id)}[/] ({_t(status.get('engine'))}, spec "
+                    f"{_t(status.get('prompt_spec_name'))}) → "
+                    f"[cyan]{_t(processor.storage.batch_dir(batch_id))}[/]",
+                    soft_wrap=True,
                 )
                 loop.add_signal_handler(
                     signal.SIGINT,
@@ -504,16 +562,23 @@ def batch(
 
         summary = asyncio.run(main())
         batch_dir = Path(summary["output_dir"])
+        done = len(summary["results"])
+        resume_command = f"conversation-engine batch --resume {summary['batch_id']}"
+        if out is not None:
+            resume_command += f" --out {shlex.quote(str(out))}"
         if summary["status"] == "cancelled":
-            done = len(summary["results"])
-            resume_command = f"conversation-engine batch --resume {summary['batch_id']}"
-            if out is not None:
-                resume_command += f" --out {out}"
             err_console.print(
                 f"[yellow]Interrupted:[/] {done} of {summary['total_scenarios']} conversations "
-                f"finished and saved in {batch_dir}. Resume with: [bold]{resume_command}[/]"
+                f"finished and saved in {_t(batch_dir)}. Resume with: [bold]{_t(resume_command)}[/]"
             )
             raise typer.Exit(INTERRUPTED_EXIT_CODE)
+        if summary["status"] == "failed":  # our own writes failed (a full disk): no traceback
+            print_error(
+                f"Batch {summary['batch_id']} stopped: {summary.get('error')} {done} of "
+                f"{summary['total_scenarios']} conversations are saved in {batch_dir}. Free some "
+                f"space, then resume with: {resume_command}"
+            )
+            raise typer.Exit(WRITE_FAILED_EXIT_CODE)
         _print_batch_summary(summary["results"], batch_dir)
 
 
@@ -557,6 +622,8 @@ def compare(
         from conversation_engine.compare import BootstrapSettings, run_comparison
         from conversation_engine.compare.harness import ComparisonRun
         from conversation_engine.engines import resolve_engine
+        from conversation_engine.errors import ResultsWriteError
+        from conversation_engine.output import check_output_dir
         from conversation_engine.scenario import check_variables, load_scenarios
         from conversation_engine.settings import get_settings
         from conversation_engine.specs import load_prompt_spec
@@ -567,9 +634,9 @@ def compare(
         resolve_engine(engine_a)
         resolve_engine(engine_b)
         check_variables(load_prompt_spec(spec), loaded, source=str(scenario_path))
-        if not debug:
-            _quiet_cancellations()
+        _quiet_cancellations(debug)
         out_dir = out or get_settings().RESULTS_DIR / f"compare-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        check_output_dir(out_dir)  # before anything runs, not after every conversation did
 
         async def main() -> ComparisonRun | None:
             wrapper = make_wrapper()
@@ -581,7 +648,7 @@ def compare(
                 with _progress_bar() as progress:
                     tasks = {
                         side: progress.add_task(
-                            f"{side.upper()}: {name}",
+                            f"{side.upper()}: {_t(name)}",
                             total=len(loaded) * repeat,
                             failed=0,
                             active=0,
@@ -620,11 +687,15 @@ def compare(
                 loop.remove_signal_handler(signal.SIGINT)
                 await wrapper.aclose()
 
-        result = asyncio.run(main())
+        try:
+            result = asyncio.run(main())
+        except (OSError, ResultsWriteError) as error:  # a full disk: no traceback
+            print_error(error)
+            raise typer.Exit(WRITE_FAILED_EXIT_CODE) from None
         if result is None:
             err_console.print(
                 f"[yellow]Interrupted:[/] no report written; the finished conversations are in "
-                f"{out_dir / 'batches'}."
+                f"{_t(out_dir / 'batches')}."
             )
             raise typer.Exit(INTERRUPTED_EXIT_CODE)
         from conversation_engine.compare.report import fmt, interval_text, signed
@@ -632,8 +703,8 @@ def compare(
         comparison = result.comparison
         table = Table(
             "metric",
-            f"A: {comparison.a.label}",
-            f"B: {comparison.b.label}",
+            f"A: {_t(comparison.a.label)}",
+            f"B: {_t(comparison.b.label)}",
             "B − A",
             "95% interval" if comparison.bootstrap.confidence == 0.95 else "interval",
             "real?",
@@ -643,17 +714,18 @@ def compare(
         for item in comparison.paired:
             real = item.difference.significant
             table.add_row(
-                item.metric.label,
-                fmt(item.value_a, 3),
-                fmt(item.value_b, 3),
-                signed(item.difference.estimate, 3),
-                interval_text(item, 3),
+                _t(item.metric.label),
+                _t(fmt(item.value_a, 3)),
+                _t(fmt(item.value_b, 3)),
+                _t(signed(item.difference.estimate, 3)),
+                _t(interval_text(item, 3)),
                 "[bold yellow]yes[/]" if real else "no",
             )
         console.print(table)
         for item in comparison.significant():
             console.print(
-                f"[bold yellow]Real difference[/] in {item.metric.label.lower()}: {item.verdict}."
+                f"[bold yellow]Real difference[/] in {_t(item.metric.label.lower())}: "
+                f"{_t(item.verdict)}."
             )
         if comparison.scenario_count < comparison.bootstrap.min_scenarios:
             console.print(
@@ -661,8 +733,9 @@ def compare(
                 f"{comparison.bootstrap.min_scenarios} are needed to call a difference real.[/]"
             )
         console.print(
-            f"Report: [cyan]{result.paths['html']}[/] · [cyan]{result.paths['md']}[/] · "
-            f"[cyan]{result.paths['json']}[/]"
+            f"Report: [cyan]{_t(result.paths['html'])}[/] · [cyan]{_t(result.paths['md'])}[/] · "
+            f"[cyan]{_t(result.paths['json'])}[/]",
+            soft_wrap=True,
         )
 
 

@@ -10,6 +10,8 @@ Keys beyond the legacy ones are additive and optional:
 * `usage` (result): model calls, prompt/completion/total tokens and estimated cost in USD.
 * `seed` (result): the scenario `SEED` the conversation ran with, when there was one.
 * `engine` (result): the engine class that produced the result.
+* `rollout` (result, `RolloutConversationEngine` only): `{arm, share, fell_back}` and, after a
+  fallback, `fallback_from` (the candidate's engine, session id, error, error type, turns).
 * `visible_to_client`, `handoff_metadata` (history entry): the legacy branch's handoff fields.
 """
 

@@ -1,8 +1,9 @@
-"""`ContractEngine`: the contract's two methods and the run skeleton every engine shares.
+"""`ContractEngine`: the contract's constructor, its two methods and the run skeleton.
 
 An engine supplies only its conversation (`_new_conversation`) and what to copy from it onto
-the outcome (`_record`); the scenario handling, the hard deadline and the rule that every
-failure becomes a result live here once, so both engines keep them alike.
+the outcome (`_record`); the constructor (endpoint, settings, spec, tools, client data), the
+scenario handling, the hard deadline and the rule that every failure becomes a result live
+here once, so both engines keep them alike.
 """
 
 from __future__ import annotations
@@ -11,13 +12,25 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
+from conversation_engine.deadline import bounded
+from conversation_engine.host import HostService, log_spec_source, warn_emulated_tools
 from conversation_engine.llm import OpenAIWrapper, as_blocked_error, estimate_cost
 from conversation_engine.outcome import ConversationOutcome, seed_of, unwrap_error
-from conversation_engine.scenario import parse_scenario, prepare_variables
-from conversation_engine.settings import Settings
-from conversation_engine.specs import PromptSpec
+from conversation_engine.scenario import (
+    IN_FLIGHT_SESSIONS,
+    default_client_data,
+    parse_scenario,
+    prepare_variables,
+)
+from conversation_engine.settings import Settings, get_settings
+from conversation_engine.specs import PromptSpec, load_prompt_spec, resolve_spec_path
+from conversation_engine.tools.base import ToolBackend
+from conversation_engine.tools.catalogue import ToolCatalogue
+from conversation_engine.tools.default import default_tool_backend
+from conversation_engine.tools.session import SessionTools
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +48,50 @@ def greeting_of(variables: Mapping[str, Any]) -> str | None:
 
 
 class ContractEngine(ABC):
-    """Base of the shipped engines: `run_conversation` and `run_conversation_with_tools`."""
+    """Base of the shipped engines: `run_conversation` and `run_conversation_with_tools`.
 
-    settings: Settings
-    openai: OpenAIWrapper
-    prompt_spec_name: str
-    prompt_specification: PromptSpec
-    client_data: Any
+    `openai_wrapper` is our `OpenAIWrapper` or the host service's own wrapper, which is read,
+    never changed (see `conversation_engine.host`): the engine then talks to the host's
+    endpoint, logs every model call's tokens to the host's logger, honours the host's
+    `Config`, and loads specs from the host's prompts directory only. Construction loads and
+    validates the spec (a bad one raises `SpecError` at once) and is cheap enough to do per
+    scenario; nothing needs closing.
+    """
+
+    def __init__(
+        self,
+        openai_wrapper: Any,
+        prompt_spec_name: str = "default_prompts",
+        *,
+        tool_backend: ToolBackend | None = None,
+        client_data: Any = None,
+        settings: Settings | None = None,
+    ) -> None:
+        host = HostService.of(openai_wrapper)
+        base = settings or get_settings()
+        self.openai_wrapper = openai_wrapper
+        """The wrapper as the caller passed it."""
+        self.settings: Settings = base if host is None else host.settings(base)
+        self.openai: OpenAIWrapper = openai_wrapper if host is None else host.endpoint()
+        """The endpoint every model call of this engine goes through."""
+        self.prompt_spec_name = prompt_spec_name
+        if tool_backend is None and host is not None and not self.settings.TOOLS_URL:
+            warn_emulated_tools()
+        self.tool_backend: ToolBackend = tool_backend or default_tool_backend(
+            self.settings, self.openai.service_http_client
+        )
+        self.catalogue: ToolCatalogue = SessionTools("validation", self.tool_backend).catalogue
+        if host is not None and not _names_a_file(prompt_spec_name):
+            spec_path = host.resolve_spec(prompt_spec_name, base)
+        else:
+            spec_path = resolve_spec_path(prompt_spec_name, self.settings.PROMPTS_DIR)
+        self.prompt_specification: PromptSpec = load_prompt_spec(
+            spec_path, tool_names=self.catalogue.names
+        )
+        log_spec_source(prompt_spec_name, spec_path)
+        self.client_data = client_data or default_client_data(
+            self.settings, self.openai.service_http_client
+        )
 
     async def run_conversation(
         self, scenario: dict[str, Any], max_turns: int | None = None, timeout_sec: int | None = None
@@ -81,18 +131,24 @@ class ContractEngine(ABC):
         )
         conversation: Conversation | None = None
         deadline = asyncio.timeout(timeout)
+        held: str | None = None  # this conversation's session id while it runs
         try:
             async with deadline:
                 parsed = parse_scenario(scenario)
-                variables, outcome.session_id = await prepare_variables(
+                variables, session_id = await prepare_variables(
                     parsed, client_data=self.client_data
                 )
+                # Never share a session (its cart, its usage): a duplicate in flight is refused.
+                outcome.session_id = held = IN_FLIGHT_SESSIONS.claim(session_id)
                 outcome.seed = seed_of(variables)
-                spec = self.prompt_specification.format(variables)
+                spec = self.prompt_specification.format(
+                    variables, self.prompt_specification.conversation_agent_ids
+                )
                 conversation = self._new_conversation(
                     spec, outcome, basic=basic, greeting=greeting_of(variables)
                 )
-                await conversation.play(turns_limit)
+                # Bounded even if the conversation ignores its cancellation (deadline.py).
+                await bounded(conversation.play(turns_limit), what=f"conversation {held}")
         except Exception as error:  # every failure becomes a result; cancellation propagates
             if isinstance(error, TimeoutError) and deadline.expired():
                 return self._finish(conversation, outcome).timed_out(timeout)
@@ -105,6 +161,9 @@ class ContractEngine(ABC):
                 "spec_name": self.prompt_spec_name,
             }
             return self._finish(conversation, outcome).failed(blocked or error, **context)
+        finally:
+            if held is not None:
+                IN_FLIGHT_SESSIONS.release(held)
         return self._finish(conversation, outcome).completed()
 
     def _finish(
@@ -115,3 +174,8 @@ class ContractEngine(ABC):
             self.openai.model, outcome.usage.prompt_tokens, outcome.usage.completion_tokens
         )
         return outcome
+
+
+def _names_a_file(name: str) -> bool:
+    """True when the spec is given as a path, which then needs no prompts directory."""
+    return "/" in name or "\\" in name or Path(name).is_file()

@@ -1,4 +1,5 @@
-"""Engines by name: `autogen`, `legacy`, or any `package.module:Class` honouring the contract."""
+"""Engines by name: `autogen`, `legacy`, `rollout` or any `package.module:Class` that honours
+the contract."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from conversation_engine.errors import UserInputError
 BUILTIN_ENGINES: dict[str, str] = {
     "autogen": "conversation_engine.autogen.engine:AutogenConversationEngine",
     "legacy": "conversation_engine.legacy.engine:LegacyConversationEngine",
+    "rollout": "conversation_engine.rollout:RolloutConversationEngine",
 }
 
 
@@ -20,7 +22,7 @@ def resolve_engine(name: str) -> type[Any]:
     module_name, _, class_name = target.partition(":")
     if not module_name or not class_name:
         raise UserInputError(
-            f"Engine '{name}' is neither 'autogen', 'legacy' nor of the form 'package.module:Class'."
+            f"Engine '{name}' is not 'autogen', 'legacy', 'rollout' or 'package.module:Class'."
         )
     try:
         module = importlib.import_module(module_name)

@@ -47,3 +47,13 @@ class APIBlockedError(ConversationEngineError):
 
 class MalformedResponseError(ConversationEngineError):
     """The model endpoint answered with something that is not a chat completion."""
+
+
+class OutputTargetError(UserInputError):
+    """An output place (`--out`) that cannot take the results: a directory where a file goes,
+    a file where a directory goes, a device or socket, a read-only or unwritable place."""
+
+
+class ResultsWriteError(ConversationEngineError):
+    """Results could not be written after conversations ran (a full disk, an I/O error); the
+    message says what is kept and how to go on."""

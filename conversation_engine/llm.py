@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -22,6 +22,7 @@ import openai
 from autogen_core.models import ModelInfo
 from autogen_ext.models.openai import OpenAIChatCompletionClient
 
+from conversation_engine.completion_check import check_chat_completion
 from conversation_engine.contract import Usage, is_geo_block
 from conversation_engine.errors import (
     MALFORMED_RESPONSE_MESSAGE,
@@ -29,6 +30,7 @@ from conversation_engine.errors import (
     MalformedResponseError,
 )
 from conversation_engine.rate_limit import RateLimitedTransport, RateLimiter
+from conversation_engine.redaction import register_secret
 from conversation_engine.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,11 @@ DEFAULT_MODEL_INFO = ModelInfo(
 
 SIMULATED_BASE_URL = "http://simulated-llm.local/v1"
 SIMULATED_MODEL = "simulated"
+
+
+#: Where each model call's usage is reported besides the conversation's own count: the host
+#: service's `log_token_usage(session_id, model, prompt, completion, total, cost_estimate)`.
+UsageLog = Callable[[str, str, int, int, int, float], Any]
 
 
 def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
@@ -107,9 +114,13 @@ class OpenAIWrapper:
         model_info: ModelInfo | None = None,
         temperature: float = 0.7,
         timeout: float = 60.0,
+        organization: str | None = None,
+        project: str | None = None,
+        default_headers: Mapping[str, str] | None = None,
         max_connections: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
         rate_limiter: RateLimiter | None = None,
+        usage_log: UsageLog | None = None,
         settings: Settings | None = None,
     ) -> None:
         settings = settings or get_settings()
@@ -118,8 +129,13 @@ class OpenAIWrapper:
         self.temperature = temperature
         self.max_retries = max_retries
         self.timeout = timeout
+        self.organization = organization
+        self.project = project
+        self.default_headers = dict(default_headers or {})
+        self.usage_log = usage_log
         # A local gateway (Ollama, vLLM) needs no key, but the SDK insists on one.
         self._api_key = api_key or settings.OPENAI_API_KEY or "not-needed"
+        register_secret(self._api_key)  # an endpoint may echo it in an error (redaction.py)
         if model_info is None and not _known_to_autogen(self.model):
             model_info = DEFAULT_MODEL_INFO
         self.model_info = model_info
@@ -138,6 +154,9 @@ class OpenAIWrapper:
             transport=wire,
             limits=limits,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            # A 2xx reply that is no chat completion raises MalformedResponseError here, the
+            # same for every caller (completion_check.py).
+            event_hooks={"response": [check_chat_completion]},
         )
         self.transport = transport
         self.client = openai.AsyncOpenAI(
@@ -145,6 +164,9 @@ class OpenAIWrapper:
             base_url=self.base_url,
             max_retries=max_retries,
             timeout=timeout,
+            organization=organization,
+            project=project,
+            default_headers=self.default_headers or None,
             # openai 3.x types this as `httpx2.AsyncClient` but accepts a classic one, which is
             # what lets respx see the SDK's requests.
             http_client=self.http_client,  # type: ignore[arg-type]
@@ -198,12 +220,25 @@ class OpenAIWrapper:
     # Usage -----------------------------------------------------------------------------
 
     def record_usage(self, session_id: str, prompt_tokens: int, completion_tokens: int) -> None:
-        usage = self._usage.setdefault(session_id, Usage())
-        usage.add(
-            prompt_tokens,
-            completion_tokens,
-            estimate_cost(self.model, prompt_tokens, completion_tokens),
-        )
+        """Count a `chat_completion` call against its session, and log it (`log_usage`)."""
+        cost = estimate_cost(self.model, prompt_tokens, completion_tokens)
+        self._usage.setdefault(session_id, Usage()).add(prompt_tokens, completion_tokens, cost)
+        self.log_usage(session_id, prompt_tokens, completion_tokens)
+
+    def log_usage(self, session_id: str, prompt_tokens: int, completion_tokens: int) -> None:
+        """Report one model call to `usage_log` (the host's token log), if there is one.
+
+        The host's log feeds its own cost report, so a failing logger must not end a
+        conversation: its error is logged and the call counts as made.
+        """
+        if self.usage_log is None:
+            return
+        cost = estimate_cost(self.model, prompt_tokens, completion_tokens)
+        total = prompt_tokens + completion_tokens
+        try:
+            self.usage_log(session_id, self.model, prompt_tokens, completion_tokens, total, cost)
+        except Exception as error:
+            logger.warning("The host's token logger failed: %s: %s", type(error).__name__, error)
 
     def usage(self, session_id: str) -> Usage:
         """What `chat_completion`/`json_completion` calls for this session used so far."""
@@ -253,11 +288,8 @@ class OpenAIWrapper:
             )
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         if response.usage is not None:
-            usage = {
-                "prompt_tokens": response.usage.prompt_tokens,
-                "completion_tokens": response.usage.completion_tokens,
-                "total_tokens": response.usage.total_tokens,
-            }
+            # A count the endpoint left out is 0, as AutoGen's client takes it.
+            usage = {key: getattr(response.usage, key, None) or 0 for key in usage}
         self.record_usage(session_id, usage["prompt_tokens"], usage["completion_tokens"])
         message = response.choices[0].message
         if tools and message.tool_calls:
@@ -298,6 +330,11 @@ class OpenAIWrapper:
             "temperature": self.temperature,
             "parallel_tool_calls": False,
         }
+        for option in ("organization", "project"):
+            if getattr(self, option):
+                options[option] = getattr(self, option)
+        if self.default_headers:
+            options["default_headers"] = self.default_headers
         if self.base_url:
             options["base_url"] = self.base_url
         if self.model_info is not None:

@@ -1,7 +1,10 @@
 """How a conversation's end becomes a contract result; shared by every engine.
 
 Both engines run their own loop but finish through `ConversationOutcome`, so statuses, error
-fields and additive keys mean the same thing whichever engine produced them.
+fields and additive keys mean the same thing whichever engine produced them. It is also the
+one place where known secrets are taken out of a result (`redaction.redact_secrets_in`): an
+endpoint that echoes the API key or a tool API that echoes its Basic credentials in an error
+message must not have them copied into the result's `error`, `error_context` or history.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from conversation_engine.contract import (
     is_geo_block,
 )
 from conversation_engine.errors import MALFORMED_RESPONSE_MESSAGE, APIBlockedError
+from conversation_engine.redaction import redact_secrets_in
 
 API_BLOCKED_MESSAGE = "OpenAI API blocked due to geographic restrictions"
 
@@ -118,7 +122,7 @@ class ConversationOutcome:
         }
 
     def completed(self) -> dict[str, Any]:
-        return ConversationResult(**self._base(ConversationStatus.COMPLETED)).to_contract_dict()
+        return _stored(ConversationResult(**self._base(ConversationStatus.COMPLETED)))
 
     def timed_out(self, timeout_sec: float) -> dict[str, Any]:
         self.end_reason = "timeout"
@@ -128,7 +132,7 @@ class ConversationOutcome:
             error_type="TimeoutError",
             error_context=self._error_context("TimeoutError", timeout_sec=timeout_sec),
         )
-        return ConversationResult(**data).to_contract_dict()
+        return _stored(ConversationResult(**data))
 
     def failed(self, error: BaseException, **context: Any) -> dict[str, Any]:
         status, message, error_type = classify_error(error)
@@ -143,7 +147,7 @@ class ConversationOutcome:
         )
         if status is ConversationStatus.FAILED_API_BLOCKED:
             data.update(graceful_degradation=True, partial_completion=self.total_turns > 0)
-        return ConversationResult(**data).to_contract_dict()
+        return _stored(ConversationResult(**data))
 
     def _error_context(self, error_type: str, **context: Any) -> dict[str, Any]:
         return {
@@ -154,3 +158,9 @@ class ConversationOutcome:
             "error_type": error_type,
             **{key: value for key, value in context.items() if value is not None},
         }
+
+
+def _stored(result: ConversationResult) -> dict[str, Any]:
+    """The contract dict of `result`, with known secrets redacted (see the module docstring)."""
+    redacted: dict[str, Any] = redact_secrets_in(result.to_contract_dict())
+    return redacted

@@ -7,19 +7,37 @@ provider still answers 429 it pauses *all* callers for the `Retry-After` the pro
 
 It sits in the HTTP transport (`RateLimitedTransport`), so it covers the `openai` SDK and
 AutoGen's model client alike, and retries made by the SDK are limited too.
+
+A pause is capped at `MAX_RETRY_AFTER_SECONDS`: a `Retry-After` longer than that (a
+misconfigured proxy once answered `Retry-After: 100000`, which paused every request of the
+process for 28 hours) pauses everyone for the cap only, and the request that received it
+fails at once with `RetryAfterTooLongError` (a `openai.RateLimitError`), which the SDK does
+not retry: that conversation fails, the process goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 
 import httpx
+import openai
 
 #: Tokens assumed for a reply before its real usage is known.
 DEFAULT_COMPLETION_ESTIMATE = 256
+
+#: The longest a 429's `Retry-After` may pause the process; a longer one fails its request.
+MAX_RETRY_AFTER_SECONDS = 60.0
+
+#: The pause after a 429 that says nothing usable about when to retry.
+DEFAULT_PAUSE_SECONDS = 1.0
+
+
+class RetryAfterTooLongError(openai.RateLimitError):
+    """A 429 asked to wait longer than `MAX_RETRY_AFTER_SECONDS`; the request is given up."""
 
 
 class RateLimiter:
@@ -99,19 +117,23 @@ def estimate_tokens(request: httpx.Request) -> int:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
+    seconds: float | None = None
     value = response.headers.get("retry-after-ms")
     if value:
         try:
-            return float(value) / 1000
+            seconds = float(value) / 1000
         except ValueError:
             return None
-    value = response.headers.get("retry-after")
-    if value:
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    else:
+        value = response.headers.get("retry-after")
+        if value:
+            try:
+                seconds = float(value)
+            except ValueError:
+                return None
+    if seconds is None or math.isnan(seconds) or seconds < 0:
+        return None
+    return seconds
 
 
 def _total_tokens(content: bytes, fallback: int) -> int:
@@ -124,9 +146,16 @@ def _total_tokens(content: bytes, fallback: int) -> int:
 class RateLimitedTransport(httpx.AsyncBaseTransport):
     """An httpx transport that waits for the limiter before each request it forwards."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        limiter: RateLimiter,
+        *,
+        max_retry_after: float = MAX_RETRY_AFTER_SECONDS,
+    ) -> None:
         self.inner = inner
         self.limiter = limiter
+        self.max_retry_after = max_retry_after
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         estimate = estimate_tokens(request)
@@ -134,8 +163,19 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         response = await self.inner.handle_async_request(request)
         if response.status_code == 429:
             retry_after = _retry_after(response)
-            self.limiter.pause(retry_after if retry_after is not None else 1.0)
+            wait = DEFAULT_PAUSE_SECONDS if retry_after is None else retry_after
+            self.limiter.pause(min(wait, self.max_retry_after))
             self.limiter.settle(estimate, 0)
+            if wait > self.max_retry_after:
+                await response.aread()
+                await response.aclose()
+                response.request = request
+                raise RetryAfterTooLongError(
+                    f"The endpoint answered 429 with Retry-After {wait:g} s, more than the "
+                    f"{self.max_retry_after:g} s this process waits; the request is given up.",
+                    response=response,  # type: ignore[arg-type]
+                    body=None,
+                )
         elif response.status_code == 200 and self.limiter.tokens_per_second:
             # The body is small and read anyway; reading it here lets the bucket use real usage.
             await response.aread()

@@ -4,7 +4,9 @@ A scenario is `{"name": ..., "variables": {...}}` (other top-level keys are kept
 conversation, `prepare_variables` turns its variables into the ones the prompts are rendered
 with: client data for a `client_id` (from the legacy client-data webhook, or offline from
 `fixtures/clients.json`), lower-case copies of upper-case keys, the legacy defaults, and the
-session id, which is decided here and nowhere else.
+session id, which is decided here and nowhere else: a fresh uuid4 per conversation, whatever
+the webhook says (legacy took the webhook's `session_id`, so every trial of a scenario shared
+one cart). `IN_FLIGHT_SESSIONS` refuses a session id that a running conversation already has.
 
 The shipped prompt specs are English, so the legacy Russian default and fallback texts are
 given in English; the keys and the rules for when they apply are the legacy ones.
@@ -16,16 +18,29 @@ import asyncio
 import copy
 import json
 import logging
+import re
+import sys
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from conversation_engine.errors import ScenarioError, SpecError, TemplateVariableError
-from conversation_engine.redaction import hide_credentials_in_http_logs, redact_url
+from conversation_engine.errors import (
+    ConversationEngineError,
+    ScenarioError,
+    SpecError,
+    TemplateVariableError,
+)
+from conversation_engine.redaction import (
+    hide_credentials_in_http_logs,
+    redact_secrets,
+    redact_url,
+    register_url_credentials,
+)
 from conversation_engine.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -70,6 +85,15 @@ _FORCED_FROM_CLIENT_DATA = (
     ("PURCHASE_HISTORY", "purchase_history"),
 )
 
+#: How deeply one variable's value may nest lists and objects: `"text"` is 0 levels,
+#: `["a", "b"]` 1, `[{"code": "X"}]` 2. Real variables use two or three; the limit keeps
+#: hostile input (a value 900 levels deep) from exhausting the recursion of copying,
+#: rendering, JSON storage and printing later. Also applied to the scenario's other keys and
+#: to the webhook's variables.
+MAX_VARIABLE_DEPTH = 32
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 #: Webhook answers worth another attempt: the gateway or the service is briefly unavailable.
 _RETRYABLE_STATUSES = frozenset({502, 503, 504})
 
@@ -91,6 +115,16 @@ class Scenario(BaseModel):
 
     name: str = Field(min_length=1)
     variables: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _nested_within_limit(self) -> Scenario:
+        # parse_scenario says this with the file and item; here for scenarios built directly.
+        for key, value in [*self.variables.items(), *(self.model_extra or {}).items()]:
+            if nesting_depth(value) > MAX_VARIABLE_DEPTH:
+                raise ValueError(
+                    f"{key!r} nests lists and objects more than {MAX_VARIABLE_DEPTH} levels deep"
+                )
+        return self
 
     def get(self, key: str, default: Any = None) -> Any:
         """A value from the variables, else from the scenario's own top-level keys."""
@@ -123,7 +157,99 @@ def parse_scenario(obj: Any, *, where: str = "scenario") -> Scenario:
         )
     if any(not isinstance(key, str) for key in variables):
         raise ScenarioError(f"{where}: every key of 'variables' must be a string.")
-    return Scenario.model_validate({**obj, "variables": dict(variables)})
+    # (how a message names it, its key, its value) for every variable and other top-level key
+    fields: list[tuple[str, Any, Any]] = [
+        (f"the variable {_quoted(key)}", key, value) for key, value in variables.items()
+    ]
+    fields += [
+        (f"the key {_quoted(str(key))}", key, value)
+        for key, value in obj.items()
+        if key not in ("name", "variables")
+    ]
+    for field, _, value in fields:
+        if nesting_depth(value) > MAX_VARIABLE_DEPTH:
+            raise ScenarioError(
+                f"{where}: {field} nests lists and objects more than {MAX_VARIABLE_DEPTH} "
+                "levels deep; flatten it."
+            )
+    for field, key, value in [("'name'", "", name), *fields]:
+        surrogate = _lone_surrogate([key, value])
+        if surrogate is not None:
+            raise ScenarioError(
+                f"{where}: {field} holds a lone surrogate ({surrogate!r}), which is not "
+                "Unicode text and cannot be sent to a model; fix the text."
+            )
+    try:
+        return Scenario.model_validate({**obj, "variables": dict(variables)})
+    except ValidationError as exc:  # checked above; anything left is named, not a traceback
+        raise ScenarioError(
+            f"{where} is not a valid scenario ({exc.errors()[0]['msg']})."
+        ) from None
+
+
+def nesting_depth(value: Any, limit: int = MAX_VARIABLE_DEPTH) -> int:
+    """Levels of lists and objects in `value` (a scalar is 0, `[1]` is 1), without recursion.
+
+    Stops counting once past `limit` (so a self-containing list from Python ends too).
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple | set | frozenset):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > limit:
+            return depth
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first lone surrogate in the strings (and keys) of `value`, if any.
+
+    JSON can carry one (`"\\ud800"`) but UTF-8 cannot encode it, so the prompt that holds it
+    could not be sent. `value` is at most `MAX_VARIABLE_DEPTH` deep (checked before).
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            match = _SURROGATE.search(item)
+            if match:
+                return match.group()
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+    return None
+
+
+def _quoted(text: str, limit: int = 60) -> str:
+    """`text` quoted for a one-line message: escapes shown, at most `limit` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _unreadable_json(where: str, exc: Exception) -> ScenarioError:
+    """What the JSON reader's non-syntax failures mean, as one sentence about `where`."""
+    if isinstance(exc, RecursionError):
+        return ScenarioError(
+            f"{where} nests lists and objects too deeply to read; a variable may nest at most "
+            f"{MAX_VARIABLE_DEPTH} levels."
+        )
+    if "integer string conversion" in str(exc):
+        return ScenarioError(
+            f"{where} holds a number with more digits than Python reads "
+            f"({sys.get_int_max_str_digits()}); write such a value as a string."
+        )
+    reason = " ".join(str(exc).split())[:200]
+    return ScenarioError(f"{where} cannot be read as JSON ({type(exc).__name__}: {reason}).")
 
 
 def load_scenarios(path: str | Path) -> list[Scenario]:
@@ -171,6 +297,8 @@ def _is_json_lines(text: str) -> bool:
         # A valid first object followed by more data is JSON Lines; anything else is broken JSON
         # and is reported by the array parser with its line and column.
         return exc.msg == "Extra data"
+    except (ValueError, RecursionError):  # too deep or a too long number: reported there too
+        return False
     return False
 
 
@@ -182,6 +310,8 @@ def _parse_json_array(path: Path, text: str) -> list[Scenario]:
             f"Scenario file '{path}' is not valid JSON: {exc.msg} at line {exc.lineno}, "
             f"column {exc.colno}."
         ) from None
+    except (ValueError, RecursionError) as exc:
+        raise _unreadable_json(f"Scenario file '{path}'", exc) from None
     if not isinstance(data, list):
         raise ScenarioError(
             f"Scenario file '{path}': the top level is {_a(_json_type(data))}, not a list; wrap "
@@ -206,6 +336,8 @@ def _parse_jsonl(path: Path, text: str) -> list[Scenario]:
                 f"{where} is not valid JSON: {exc.msg} at column {exc.colno}; write one complete "
                 "JSON object per line."
             ) from None
+        except (ValueError, RecursionError) as exc:
+            raise _unreadable_json(where, exc) from None
         scenarios.append(parse_scenario(item, where=where))
     return scenarios
 
@@ -214,7 +346,11 @@ def _parse_jsonl(path: Path, text: str) -> list[Scenario]:
 
 
 class ClientData(BaseModel):
-    """What a client-data source returns: legacy upper-case variables and a session id."""
+    """What a client-data source returns: legacy upper-case variables and its session id.
+
+    The session id is the source's own (a CRM's, say); it becomes the variable
+    `webhook_session_id`, never the conversation's session id.
+    """
 
     variables: dict[str, Any] = Field(default_factory=dict)
     session_id: str | None = None
@@ -257,6 +393,7 @@ class WebhookClient:
         self._max_retries = max_retries
         self._backoff_seconds = backoff_seconds
         hide_credentials_in_http_logs()  # the URL may carry a token
+        register_url_credentials(url)  # ... which an error message may echo
 
     async def get_client_data(
         self, client_id: str, purchase_history_codes: list[str] | None = None
@@ -285,7 +422,7 @@ class WebhookClient:
             return self._fallback(client_id, f"HTTP {response.status_code}")
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply to read
             return self._fallback(client_id, "the response is not JSON")
         inbound = data.get("call_inbound") if isinstance(data, dict) else None
         dynamic = inbound.get("dynamic_variables") if isinstance(inbound, dict) else None
@@ -296,7 +433,13 @@ class WebhookClient:
             for webhook_key, output_key in WEBHOOK_VARIABLES.items()
             if dynamic.get(webhook_key) is not None
         }
+        if any(nesting_depth(value) > MAX_VARIABLE_DEPTH for value in variables.values()):
+            return self._fallback(
+                client_id, f"a variable nests more than {MAX_VARIABLE_DEPTH} levels deep"
+            )
         session_id = dynamic.get("session_id")
+        if session_id is not None and not isinstance(session_id, str | int):
+            session_id = None  # an id is a string (or a number); anything else is not one
         return ClientData(variables=variables, session_id=str(session_id) if session_id else None)
 
     def _fallback(self, client_id: str, reason: str) -> ClientData:
@@ -310,8 +453,10 @@ class WebhookClient:
         return fallback_client_data()
 
     def _scrub(self, text: str) -> str:
-        # Transport errors can quote the URL, which may carry credentials.
-        return text.replace(self._url, redact_url(self._url)) if self._url else text
+        # Transport errors can quote the URL, which may carry credentials; a reply can echo
+        # the token (redaction.register_url_credentials).
+        text = text.replace(self._url, redact_url(self._url)) if self._url else text
+        return redact_secrets(text)
 
 
 class ProfileClientData:
@@ -338,7 +483,7 @@ class ProfileClientData:
         if self._profiles is None:
             try:
                 data = json.loads(self._path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, RecursionError) as exc:
                 logger.warning(
                     "Client profiles file '%s' cannot be read (%s); every client gets the fallback "
                     "variables. Fix the file or set WEBHOOK_URL.",
@@ -403,13 +548,16 @@ async def prepare_variables(
        `PURCHASE_HISTORY`, `NAME`, `CURRENT_DATE`; then `CLIENT_NAME` → `name`, `LOCATION` →
        `locations`).
     4. Fill the legacy defaults for keys still missing.
-    5. Session id: `session_id` if given, else the client data's, else a new uuid4; it is also
-       set as `variables["session_id"]` (replacing any the scenario had).
+    5. Session id: `session_id` if given, else a new uuid4; it is also set as
+       `variables["session_id"]` (replacing any the scenario had). The client data's own
+       session id is kept only as data, in `variables["webhook_session_id"]`.
 
     Deliberate differences from legacy: an override in step 2 happens only for values the
-    client data has, so a failed lookup no longer blanks `name` to ""; and a missing
+    client data has, so a failed lookup no longer blanks `name` to ""; a missing
     `CURRENT_DATE` / `CLIENT_NAME` is taken from `current_date` / `name` before the static
-    default, so one prompt never shows two different dates or names.
+    default, so one prompt never shows two different dates or names; and the webhook's
+    session id is not the conversation's (legacy used it, so a webhook that answers every
+    lookup with the same id made all trials of a scenario share one session, and one cart).
     """
     data: ClientData | None = None
     client_id = scenario.get("client_id")
@@ -441,9 +589,60 @@ def enrich_variables(
             variables[lower] = variables[upper]
     _apply_defaults(variables)
 
-    resolved = session_id or data_session_id or str(uuid.uuid4())
+    if data_session_id:
+        variables["webhook_session_id"] = data_session_id
+    resolved = session_id or str(uuid.uuid4())
     variables["session_id"] = resolved
     return variables, resolved
+
+
+# ------------------------------------------------------------------------- sessions in flight
+
+
+class SessionConflictError(ConversationEngineError):
+    """A conversation was given a session id that a running conversation already has."""
+
+
+class InFlightSessions:
+    """The session ids of the conversations running in this process, so none is shared.
+
+    Tool backends, usage accounting and the tool API key their state by session id; two
+    conversations on one id would share a cart. `claim` refuses an id already in flight.
+    Thread-safe: engines may run in several event loops of one process.
+    """
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def claim(self, session_id: str) -> str:
+        """Mark `session_id` as in flight; `SessionConflictError` if it already is."""
+        with self._lock:
+            if session_id in self._ids:
+                raise SessionConflictError(
+                    f"Session id {session_id!r} belongs to a conversation that is still "
+                    "running; a session id is never shared, so this conversation was not "
+                    "started."
+                )
+            self._ids.add(session_id)
+        return session_id
+
+    def release(self, session_id: str) -> None:
+        """The conversation with `session_id` has ended."""
+        with self._lock:
+            self._ids.discard(session_id)
+
+    def __contains__(self, session_id: object) -> bool:
+        with self._lock:
+            return session_id in self._ids
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._ids)
+
+
+#: The process's registry; `ContractEngine` claims each conversation's id for its run.
+IN_FLIGHT_SESSIONS = InFlightSessions()
 
 
 def check_variables(
@@ -462,16 +661,15 @@ def check_variables(
             data = ClientData(variables={key: "" for key in WEBHOOK_VARIABLES.values()})
         variables, _ = enrich_variables(scenario, data, session_id="check")
         where = f"Scenario file '{source}' item [{index}]" if source else f"Scenario [{index}]"
+        where = f"{where} ({_quoted(scenario.name, 100)})"
         try:
-            spec.format(variables)
+            spec.format(variables, spec.conversation_agent_ids)
         except TemplateVariableError as error:
             raise TemplateVariableError(
-                _prefixed(f"{where} ('{scenario.name}')", error),
-                agent_id=error.agent_id,
-                variable=error.variable,
+                _prefixed(where, error), agent_id=error.agent_id, variable=error.variable
             ) from None
         except SpecError as error:
-            raise SpecError(_prefixed(f"{where} ('{scenario.name}')", error)) from None
+            raise SpecError(_prefixed(where, error)) from None
 
 
 def _prefixed(where: str, error: Exception) -> str:

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     OPENAI_MODEL: str = "gpt-4o-mini"
     MAX_TURNS: int = Field(default=30, ge=1)
     TIMEOUT_SEC: float = Field(default=90, gt=0)
+    EVAL_TIMEOUT_SEC: float = Field(default=120, gt=0)
+    """Hard bound on scoring one conversation (the evaluator's model call, retries included)."""
     CONCURRENCY: int = Field(default=4, ge=1)
     MAX_INTERNAL_MESSAGES: int = Field(default=10, ge=2)
     WEBHOOK_URL: str = ""
@@ -39,6 +41,10 @@ class Settings(BaseSettings):
     """Requests per minute shared by every conversation of the process; 0 = no limit."""
     RATE_LIMIT_TPM: float = Field(default=0, ge=0)
     """Tokens per minute shared likewise; 0 = no limit."""
+    ROLLOUT_AUTOGEN_SHARE: float = Field(default=0.1, ge=0, le=1)
+    """`RolloutConversationEngine`: the share of scenarios sent to the AutoGen engine."""
+    ROLLOUT_BASELINE: str = "legacy"
+    """`RolloutConversationEngine`: the baseline and fallback (`legacy` or `package.module:Class`)."""
     PROMPTS_DIR: Path = Field(default_factory=lambda: project_path("prompt_specs"))
     FIXTURES_DIR: Path = Field(default_factory=lambda: project_path("fixtures"))
     RESULTS_DIR: Path = Path("results")

@@ -15,6 +15,10 @@ Differences from the legacy loader, all deliberate:
   "[ERROR: File not found: X]", and a `file:` path that leaves the spec's directory is refused.
 * `format()` is strict (`TemplateVariableError` names the spec, agent and variable), like the
   AutoGen-era `format_with_variables`; the legacy engine rendered a missing `{{ VAR }}` as-is.
+* Templates run in a sandbox (`conversation_engine.prompt_sandbox`): they can read the
+  scenario's variables and nothing else (no `_` attributes, no other files or templates,
+  bounded work). What is visible in the text is refused by `validate()` when the spec is
+  loaded, the rest by `format()`; both as `SpecError` naming the spec file and the agent.
 """
 
 from __future__ import annotations
@@ -24,15 +28,18 @@ import json
 import keyword
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.sandbox
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from conversation_engine.errors import SpecError, TemplateVariableError
+from conversation_engine.prompt_sandbox import PromptSandbox, TemplateRefused, render_bounded
 from conversation_engine.settings import get_settings
 from conversation_engine.tools.catalogue import (
     ToolCatalogue,
@@ -48,9 +55,10 @@ RESERVED_AGENTS = (CLIENT_AGENT, EVALUATOR_AGENT)
 FILE_PROMPT_PREFIX = "file:"
 SPEC_SUFFIX = ".json"
 
-# One environment for every prompt: strict, so a missing variable is an error rather than an
-# empty string; no autoescape, prompts are plain text; trailing newlines kept byte-for-byte.
-_JINJA = jinja2.Environment(
+# One environment for every prompt: sandboxed, because specs come from outside (no files, no
+# `_` attributes, bounded work; see prompt_sandbox); strict, so a missing variable is an error
+# rather than an empty string; no autoescape, prompts are plain text; trailing newlines kept.
+_JINJA = PromptSandbox(
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
     autoescape=False,
@@ -157,7 +165,15 @@ class PromptSpec(BaseModel):
             raise SpecError(f"{where}: 'file:' names no file; write 'file:<name>.txt'.")
         spec_dir = self._source_path.parent.resolve()
         relative = Path(reference)
-        target = (spec_dir / relative).resolve()
+        try:
+            # Symlinks are followed before the check, so a link cannot lead out either.
+            target = (spec_dir / relative).resolve()
+            is_file = target.is_file()
+        except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+            raise SpecError(
+                f"{where}: the 'file:' reference {reference[:80]!r} is not a usable file name; "
+                "name a prompt file in the spec's directory."
+            ) from None
         # Prompt files live beside the spec; anything else could read arbitrary files.
         if relative.is_absolute() or not target.is_relative_to(spec_dir):
             raise SpecError(
@@ -165,7 +181,7 @@ class PromptSpec(BaseModel):
                 "prompt file in the same directory as the spec (or a sub-directory) and use a "
                 "relative path."
             )
-        if not target.is_file():
+        if not is_file:
             raise SpecError(
                 f"{where}: the prompt file '{reference}' does not exist in the spec's directory; "
                 "create it or fix the 'file:' reference."
@@ -342,6 +358,7 @@ class PromptSpec(BaseModel):
         for agent_id, agent in self.agents.items():
             problems.extend(self._tool_problems(where, agent_id, agent, known_tools))
             problems.extend(self._handoff_problems(where, agent_id, agent, agent_ids))
+        problems.extend(self._template_problems())
         return problems
 
     def _agent_id_problems(self, where: str) -> list[str]:
@@ -416,24 +433,37 @@ class PromptSpec(BaseModel):
 
     # ------------------------------------------------------------------------------- formatting
 
-    def format(self, variables: Mapping[str, Any]) -> PromptSpec:
-        """A new spec with every agent's prompt rendered with `variables`; self is unchanged.
+    def format(
+        self, variables: Mapping[str, Any], agent_ids: Iterable[str] | None = None
+    ) -> PromptSpec:
+        """A new spec with the agents' prompts rendered with `variables`; self is unchanged.
 
+        `agent_ids` limits rendering to those agents (the others keep their templates), so a
+        conversation never fails on a prompt it does not use, such as the evaluator's.
         Rendering is strict: a variable the template uses but `variables` lacks raises
         `TemplateVariableError` naming the spec, agent and variable; a template syntax error
         raises `SpecError` naming the agent and the line.
         """
         formatted = self.model_copy(deep=True)
         context = dict(variables)
+        wanted = None if agent_ids is None else set(agent_ids)
         for agent_id, agent in formatted.agents.items():
-            agent.prompt = self._render(agent_id, agent, context)
+            if wanted is None or agent_id in wanted:
+                agent.prompt = self._render(agent_id, agent, context)
         return formatted
+
+    @property
+    def conversation_agent_ids(self) -> list[str]:
+        """The agents a conversation uses: the service agents and the client."""
+        return [*self.service_agent_ids, *([CLIENT_AGENT] if CLIENT_AGENT in self.agents else [])]
 
     def _render(self, agent_id: str, agent: AgentSpec, variables: dict[str, Any]) -> str:
         subject = f"Prompt spec '{self.spec_name}' agent '{agent_id}'"
         source = f"its prompt file '{agent._prompt_file}'" if agent._prompt_file else "its prompt"
         try:
-            return _template(agent.prompt).render(variables)
+            return render_bounded(_template(agent.prompt), variables)
+        except (jinja2.sandbox.SecurityError, RecursionError) as exc:
+            raise SpecError(self._refusal(self._render_subject(agent_id), agent, exc)) from None
         except jinja2.TemplateSyntaxError as exc:
             raise SpecError(
                 f"{subject} has a template syntax error on line {exc.lineno} of {source}: "
@@ -455,11 +485,65 @@ class PromptSpec(BaseModel):
                 agent_id=agent_id,
                 variable=None,
             ) from None
+        except jinja2.TemplateRuntimeError as exc:  # e.g. an attribute write
+            raise SpecError(self._refusal(self._render_subject(agent_id), agent, exc)) from None
         except Exception as exc:
             raise SpecError(
                 f"{subject} failed to render ({type(exc).__name__}: {exc}); fix the template or "
                 "the variables it uses."
             ) from None
+
+    def _prompt_field(self, agent_id: str) -> str:
+        """`<spec file>: agents.<id>.prompt` (a validation problem's field)."""
+        if self._source_path is None:
+            return f"Prompt spec '{self.name}' agents.{agent_id}.prompt"
+        return f"{self._source_path}: agents.{agent_id}.prompt"
+
+    def _render_subject(self, agent_id: str) -> str:
+        """`Prompt spec file '<file>' agent '<id>'`: who failed to render (the file if any)."""
+        if self._source_path is None:
+            return f"Prompt spec '{self.name}' agent '{agent_id}'"
+        return f"Prompt spec file '{self._source_path}' agent '{agent_id}'"
+
+    @staticmethod
+    def _refusal(field: str, agent: AgentSpec, exc: Exception) -> str:
+        source = f"its prompt file '{agent._prompt_file}'" if agent._prompt_file else "its prompt"
+        lineno = getattr(exc, "lineno", None)
+        where = f"line {lineno} of {source}" if lineno else source
+        reason = _shorten(str(exc)).rstrip(".")
+        if isinstance(exc, RecursionError):
+            reason = "nests macro calls or recursive loops too deeply"
+        elif not isinstance(exc, TemplateRefused):
+            reason = f"was refused when rendered ({reason})"
+        return (
+            f"{field}: {where} {reason}; prompt templates may only read the scenario's variables."
+        )
+
+    def _template_problems(self) -> list[str]:
+        """Templates refused before any conversation: sandbox violations, uncompilable ones.
+
+        A plain syntax error is left to `format()`, which names its line.
+        """
+        problems: list[str] = []
+        for agent_id, agent in self.agents.items():
+            field = self._prompt_field(agent_id)
+            try:
+                _template(agent.prompt)
+            except jinja2.TemplateSyntaxError:
+                continue
+            except jinja2.sandbox.SecurityError as exc:
+                problems.append(self._refusal(field, agent, exc))
+            except Exception as exc:  # RecursionError, MemoryError, a too long number, ...
+                source = (
+                    f"its prompt file '{agent._prompt_file}'"
+                    if agent._prompt_file
+                    else "its prompt"
+                )
+                problems.append(
+                    f"{field}: {source} cannot be compiled ({type(exc).__name__}: "
+                    f"{_shorten(str(exc))}); simplify the template."
+                )
+        return problems
 
     # ---------------------------------------------------------------------------- serialisation
 
@@ -495,7 +579,7 @@ def load_prompt_spec(
     are checked against `tool_names`, default the standard `ToolCatalogue`.
     Raises `SpecError` naming the file and what to fix.
     """
-    path = _resolve_spec_path(name_or_path, spec_dir)
+    path = resolve_spec_path(name_or_path, spec_dir)
     data = _read_spec_json(path)
     spec = PromptSpec.from_dict(data, source_path=path)
     problems = spec.validate(tool_names)
@@ -517,7 +601,7 @@ def list_prompt_specs(spec_dir: Path | None = None) -> list[dict[str, Any]]:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             stat = path.stat()
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         if not isinstance(data, dict) or not isinstance(data.get("agents"), dict):
             continue
@@ -540,7 +624,11 @@ def _looks_like_path(text: str) -> bool:
     return any(sep in text for sep in separators)
 
 
-def _resolve_spec_path(name_or_path: str | Path, spec_dir: Path | None) -> Path:
+def resolve_spec_path(name_or_path: str | Path, spec_dir: Path | None = None) -> Path:
+    """The file a spec name or path means: a path as given, a name in `spec_dir` (PROMPTS_DIR).
+
+    Raises `SpecError` naming the directory and the specs it holds when there is no such file.
+    """
     if isinstance(name_or_path, Path) or _looks_like_path(name_or_path):
         path = Path(name_or_path)
         if not path.is_file():
@@ -581,6 +669,20 @@ def _read_spec_json(path: Path) -> Any:
         raise SpecError(
             f"Prompt spec file '{path}' is not valid JSON: {exc.msg} at line {exc.lineno}, "
             f"column {exc.colno}."
+        ) from None
+    except RecursionError:
+        raise SpecError(
+            f"Prompt spec file '{path}' nests lists and objects too deeply to read; a spec "
+            "needs four levels (agents, an agent, its tools or handoffs)."
+        ) from None
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):
+            raise SpecError(
+                f"Prompt spec file '{path}' holds a number with more digits than Python reads "
+                f"({sys.get_int_max_str_digits()}); write such a value as a string."
+            ) from None
+        raise SpecError(
+            f"Prompt spec file '{path}' cannot be read as JSON ({_shorten(str(exc))})."
         ) from None
 
 
@@ -649,6 +751,12 @@ def _describe_pydantic_error(error: Any) -> str:
     else:
         text = f"{text}, got {_json_type(error.get('input'))}"
     return f"{_format_loc(loc)}{text}."
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    """One line of at most `limit` characters, for quoting errors that may carry input."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _join_problems(path: Path | None, problems: list[str]) -> str:

@@ -1,4 +1,9 @@
-"""Readable terminal transcripts of contract results (rich)."""
+"""Readable terminal transcripts of contract results (rich).
+
+Everything in a result came from outside (the model, tools, the scenario file): it is shown as
+plain text, never read as console markup, with escape sequences and control characters
+removed (`safe_text.plain`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from conversation_engine.contract import CLIENT_SPEAKER, HANDOFF_PREFIX
+from conversation_engine.safe_text import plain, terminal_safe
 
 _AGENT_STYLES = ("cyan", "magenta", "blue", "yellow", "bright_cyan", "bright_magenta")
 _STATUS_STYLES = {
@@ -54,40 +60,47 @@ def render_transcript(result: dict[str, Any]) -> Panel:
     styles: dict[str, str] = {}
     lines: list[Text] = []
     for entry in result.get("conversation_history") or []:
-        speaker = entry.get("speaker", "?")
+        speaker = terminal_safe(entry.get("speaker", "?"))
         if speaker == CLIENT_SPEAKER:
             style = "green"
         else:
             style = styles.setdefault(speaker, _AGENT_STYLES[len(styles) % len(_AGENT_STYLES)])
-        line = Text(f"{entry.get('turn', '?'):>2} ", style="dim")
+        line = Text(f"{terminal_safe(entry.get('turn', '?')):>2} ", style="dim")
         line.append(f"{speaker}: ", style=f"bold {style}")
-        line.append(entry.get("content") or "", style=None if entry.get("content") else "dim")
+        content = entry.get("content")
+        line.append(terminal_safe(content or ""), style=None if content else "dim")
         lines.append(line)
         results = entry.get("tool_results") or []
         for index, call in enumerate(entry.get("tool_calls") or []):
             function = call.get("function", {})
-            name = function.get("name", "?")
+            name = terminal_safe(function.get("name", "?"))
             if name.startswith(HANDOFF_PREFIX):
                 lines.append(
                     Text(f"     ⇢ hands off to {name[len(HANDOFF_PREFIX) :]}", style="bold yellow")
                 )
                 continue
-            detail = Text(
-                f"     ↳ {name}({_arguments(function.get('arguments', ''))})", style="dim"
-            )
+            arguments = terminal_safe(_arguments(str(function.get("arguments", ""))))
+            detail = Text(f"     ↳ {name}({arguments})", style="dim")
             if index < len(results):
-                detail.append(f" → {_result_summary(results[index])}", style="dim italic")
+                summary = terminal_safe(_result_summary(results[index]))
+                detail.append(f" → {summary}", style="dim italic")
             lines.append(detail)
     status = str(result.get("status", "?"))
-    footer = f"{status} · {result.get('total_turns', 0)} turns · {result.get('duration_seconds', 0):.1f}s"
+    duration = result.get("duration_seconds", 0)
+    seconds = f"{duration:.1f}s" if isinstance(duration, int | float) else f"{duration}s"
+    footer = f"{status} · {result.get('total_turns', 0)} turns · {seconds}"
     if result.get("end_reason"):
         footer += f" · {result['end_reason']}"
     if result.get("error"):
-        footer += f" · {result.get('error_type')}: {_short(result['error'], 80)}"
+        footer += f" · {result.get('error_type')}: {_short(str(result['error']), 80)}"
+    # Title and subtitle are Text, not markup strings: a `[/]` in an error must not be parsed.
+    title = Text.assemble(
+        plain(result.get("scenario", "?"), "bold"), " ", plain(result.get("session_id", ""), "dim")
+    )
     return Panel(
         Group(*lines) if lines else Text("(no history)", style="dim"),
-        title=f"[bold]{result.get('scenario', '?')}[/] [dim]{result.get('session_id', '')}[/]",
-        subtitle=f"[{_STATUS_STYLES.get(status, 'white')}]{footer}[/]",
+        title=title,
+        subtitle=plain(" ".join(footer.split()), _STATUS_STYLES.get(status, "white")),
         title_align="left",
         subtitle_align="right",
     )

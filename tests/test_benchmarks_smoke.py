@@ -99,3 +99,17 @@ def test_profile_split_bills_samples_to_the_innermost_component() -> None:
         "openai SDK and httpx (rest)": 2,
         "event loop (asyncio)": 1,
     }
+
+
+async def test_batch_scale_keys() -> None:
+    from benchmarks import batch_scale
+
+    results = await batch_scale.measure(
+        (20, 40), rows=6, warm_up=2, engine="legacy", concurrency=2, latency_ms=0, max_seconds=60
+    )
+    assert [run["scenarios"] for run in results["runs"]] == [20, 40]
+    for run in results["runs"]:
+        assert run["rows_measured"] >= 4 and run["rows_per_s"] > 0
+        assert run["status_file_bytes"] < 2000 and run["scenarios_file_bytes"] > 0
+    assert isinstance(results["ratio_largest_smallest"], float)
+    assert batch_scale.table(results)

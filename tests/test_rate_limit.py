@@ -3,10 +3,17 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import openai
 import pytest
 
 from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.rate_limit import RateLimitedTransport, RateLimiter, estimate_tokens
+from conversation_engine.rate_limit import (
+    MAX_RETRY_AFTER_SECONDS,
+    RateLimitedTransport,
+    RateLimiter,
+    RetryAfterTooLongError,
+    estimate_tokens,
+)
 from conversation_engine.simulated_llm import Fault, SimulatedLLMTransport, SimulationConfig
 
 
@@ -106,3 +113,39 @@ def test_settings_turn_the_limiter_on(monkeypatch: pytest.MonkeyPatch) -> None:
         and wrapper.rate_limiter.requests_per_second == pytest.approx(500 / 60)
     )
     assert OpenAIWrapper("k", "gpt-4o-mini", settings=Settings()).rate_limiter is None
+
+
+def _answer_429(retry_after: str) -> httpx.MockTransport:
+    return httpx.MockTransport(
+        lambda request: httpx.Response(
+            429, headers={"retry-after": retry_after}, json={"error": {"message": "slow down"}}
+        )
+    )
+
+
+async def test_an_absurd_retry_after_pauses_everyone_for_the_cap_only_and_fails_its_request() -> (
+    None
+):
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_minute=6000, clock=clock, sleep=clock.sleep)
+    transport = RateLimitedTransport(_answer_429("100000"), limiter)
+    request = httpx.Request("POST", "http://x/v1/chat/completions", json={"messages": []})
+    with pytest.raises(RetryAfterTooLongError, match="Retry-After 100000 s") as raised:
+        await transport.handle_async_request(request)
+    assert isinstance(raised.value, openai.RateLimitError)  # the SDK will not retry it
+    await limiter.acquire()
+    assert clock.now == pytest.approx(MAX_RETRY_AFTER_SECONDS) == 60
+
+
+@pytest.mark.parametrize("header", ["nan", "-5", "soon", "inf"])
+async def test_retry_after_values_that_make_no_sense_never_pause_past_the_cap(header: str) -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_minute=6000, clock=clock, sleep=clock.sleep)
+    transport = RateLimitedTransport(_answer_429(header), limiter)
+    request = httpx.Request("POST", "http://x/v1/chat/completions", json={"messages": []})
+    try:
+        await transport.handle_async_request(request)
+    except RetryAfterTooLongError:
+        assert header == "inf"
+    await limiter.acquire()
+    assert 0 < clock.now <= MAX_RETRY_AFTER_SECONDS

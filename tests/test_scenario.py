@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,17 +15,23 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conversation_engine.errors import ScenarioError
 from conversation_engine.scenario import (
     FALLBACK_CLIENT_VARIABLES,
+    MAX_VARIABLE_DEPTH,
     ClientData,
     ClientDataSource,
+    InFlightSessions,
     ProfileClientData,
     Scenario,
+    SessionConflictError,
     WebhookClient,
     default_client_data,
     load_scenarios,
+    nesting_depth,
     parse_scenario,
     prepare_variables,
 )
@@ -540,16 +548,20 @@ async def test_failed_lookup_keeps_the_scenario_name() -> None:
 
 
 @respx.mock
-async def test_webhook_session_id_is_used(http: httpx.AsyncClient) -> None:
+async def test_webhook_session_id_is_kept_as_data_not_used(http: httpx.AsyncClient) -> None:
+    # Legacy made the webhook's id the conversation's, so every trial of a scenario shared
+    # one session (and cart). It is now only a variable; the session id is fresh each time.
     respx.post(WEBHOOK_URL).mock(
         return_value=httpx.Response(200, json=_webhook_response(name="Ann", session_id="wh-1"))
     )
     scenario = Scenario(name="s", variables={"client_id": "C-1", "session_id": "stale"})
-    variables, session_id = await prepare_variables(
-        scenario, client_data=WebhookClient(WEBHOOK_URL, http)
-    )
-    assert session_id == "wh-1"
-    assert variables["session_id"] == "wh-1"
+    source = WebhookClient(WEBHOOK_URL, http)
+    variables, session_id = await prepare_variables(scenario, client_data=source)
+    again, again_id = await prepare_variables(scenario, client_data=source)
+    assert uuid.UUID(session_id).version == 4
+    assert variables["session_id"] == session_id
+    assert again_id != session_id and again["session_id"] == again_id
+    assert variables["webhook_session_id"] == again["webhook_session_id"] == "wh-1"
     assert variables["name"] == "Ann"
 
 
@@ -587,3 +599,180 @@ async def test_profiles_through_prepare_variables() -> None:
     assert variables["locations"].startswith("1. The Spice Room")
     assert variables["current_date"] == variables["CURRENT_DATE"] == "2025-06-11 Wednesday"
     assert variables["session_id"] == session_id
+
+
+# --------------------------------------------------------------------- sessions in flight
+
+
+def test_in_flight_sessions_refuse_a_duplicate_until_released() -> None:
+    sessions = InFlightSessions()
+    assert sessions.claim("s-1") == "s-1"
+    with pytest.raises(SessionConflictError, match="'s-1' belongs to a conversation"):
+        sessions.claim("s-1")
+    assert "s-1" in sessions and len(sessions) == 1
+    sessions.claim("s-2")
+    sessions.release("s-1")
+    assert sessions.claim("s-1") == "s-1"
+    sessions.release("s-1")
+    sessions.release("s-2")
+    sessions.release("never claimed")  # harmless
+    assert len(sessions) == 0
+
+
+def test_in_flight_sessions_are_claimed_once_across_threads() -> None:
+    sessions = InFlightSessions()
+    barrier = threading.Barrier(8)
+    won: list[bool] = []
+
+    def claim() -> None:
+        barrier.wait()
+        try:
+            sessions.claim("shared")
+            won.append(True)
+        except SessionConflictError:
+            won.append(False)
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(won) == [False] * 7 + [True]
+
+
+# Anything a webhook may answer with: the session id is still fresh and unique, the answer is
+# used only if it is well-formed, and a lookup never raises.
+webhook_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=10,
+)
+webhook_bodies = st.one_of(
+    webhook_json.map(lambda value: json.dumps(value)),
+    st.fixed_dictionaries(
+        {"session_id": webhook_json, "name": webhook_json, "locations": webhook_json}
+    ).map(lambda dynamic: json.dumps(_webhook_response(**dynamic))),
+    st.sampled_from(
+        [
+            "[" * 100_000 + "]" * 100_000,
+            '{"call_inbound": {"dynamic_variables": {"name": ' + "9" * 5_000 + "}}}",
+            '{"call_inbound": {"dynamic_variables": {"session_id": ' + "9" * 5_000 + "}}}",
+            json.dumps(_webhook_response(session_id="same", name="Ann")),
+            "not json",
+        ]
+    ),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(body=webhook_bodies)
+def test_no_webhook_answer_decides_or_breaks_the_session(body: str) -> None:
+    async def lookups() -> list[tuple[dict[str, Any], str]]:
+        async with httpx.AsyncClient() as client:
+            with respx.mock:
+                respx.post(WEBHOOK_URL).mock(return_value=httpx.Response(200, text=body))
+                source = WebhookClient(WEBHOOK_URL, client, backoff_seconds=0)
+                scenario = Scenario(name="s", variables={"client_id": "C-1"})
+                return [await prepare_variables(scenario, client_data=source) for _ in range(2)]
+
+    (first, first_id), (second, second_id) = asyncio.run(lookups())
+    assert first_id != second_id
+    for variables, session_id in ((first, first_id), (second, second_id)):
+        assert uuid.UUID(session_id).version == 4 and variables["session_id"] == session_id
+        assert nesting_depth(variables) <= MAX_VARIABLE_DEPTH + 1
+        json.dumps(variables)  # storable
+
+
+def test_a_webhook_answer_nested_too_deeply_gives_the_fallback() -> None:
+    deep: Any = "x"
+    for _ in range(MAX_VARIABLE_DEPTH + 1):
+        deep = [deep]
+
+    async def lookup() -> ClientData:
+        async with httpx.AsyncClient() as client:
+            with respx.mock:
+                respx.post(WEBHOOK_URL).mock(
+                    return_value=httpx.Response(200, json=_webhook_response(name=deep))
+                )
+                return await WebhookClient(WEBHOOK_URL, client).get_client_data("C-1")
+
+    assert asyncio.run(lookup()).variables == FALLBACK_CLIENT_VARIABLES
+
+
+# ------------------------------------------------------------------------ hostile structure
+
+
+def _nested(depth: int, leaf: Any = "x") -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_nesting_depth() -> None:
+    assert nesting_depth("text") == 0
+    assert nesting_depth(["a", "b"]) == 1
+    assert nesting_depth([{"code": "X"}]) == 2
+    assert nesting_depth({"a": [], "b": {"c": [[1]]}}) == 4
+    assert nesting_depth(_nested(10_000)) == MAX_VARIABLE_DEPTH + 1  # stops counting early
+    looped: list[Any] = []
+    looped.append(looped)
+    assert nesting_depth(looped) == MAX_VARIABLE_DEPTH + 1
+
+
+def test_a_variable_at_the_depth_limit_is_accepted_one_deeper_is_refused() -> None:
+    ok = parse_scenario({"name": "s", "variables": {"V": _nested(MAX_VARIABLE_DEPTH)}})
+    assert nesting_depth(ok.variables["V"]) == MAX_VARIABLE_DEPTH
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(
+            {"name": "s", "variables": {"V": _nested(MAX_VARIABLE_DEPTH + 1)}}, where="here"
+        )
+    assert str(info.value) == (
+        f"here: the variable 'V' nests lists and objects more than {MAX_VARIABLE_DEPTH} levels "
+        "deep; flatten it."
+    )
+    with pytest.raises(ScenarioError, match="the key 'tags' nests lists and objects"):
+        parse_scenario({"name": "s", "tags": _nested(900)})
+
+
+@pytest.mark.parametrize(
+    ("obj", "named"),
+    [
+        ({"name": "bad\ud800name"}, "'name' holds a lone surrogate ('\\ud800')"),
+        ({"name": "s", "variables": {"V": ["ok", "\udfff"]}}, "the variable 'V' holds a lone"),
+        ({"name": "s", "variables": {"V": {"k\ud800": 1}}}, "the variable 'V' holds a lone"),
+        ({"name": "s", "variables": {"K\ud800": 1}}, "the variable 'K\\ud800' holds a lone"),
+        ({"name": "s", "extra": "\ud800"}, "the key 'extra' holds a lone surrogate"),
+    ],
+)
+def test_lone_surrogates_are_refused(obj: dict[str, Any], named: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(obj, where="here")
+    assert named in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nests lists and objects too deeply to read"),
+        ('[{"name": "x", "variables": {"N": ' + "9" * 5_000 + "}}]", "more digits than"),
+        ('{"name": "a"}\n{"name": "b", "n": ' + "9" * 5_000 + "}\n", "line 2 (item [1]) holds"),
+        ('{"name": "a"}\n' + "[" * 100_000, "line 2 (item [1]) nests"),
+    ],
+    ids=["deep array", "long number", "long number in JSONL", "deep JSON line"],
+)
+def test_hostile_json_is_a_scenario_error(tmp_path: Path, text: str, named: str) -> None:
+    path = _write(tmp_path, "s.json", text)
+    with pytest.raises(ScenarioError) as info:
+        load_scenarios(path)
+    assert str(info.value).startswith(f"Scenario file '{path}'")
+    assert named in str(info.value)
+
+
+def test_a_scenario_built_directly_is_held_to_the_depth_limit_too() -> None:
+    # The Python API can skip parse_scenario (BatchProcessor takes Scenario objects).
+    with pytest.raises(
+        ValueError, match=f"'V' nests lists and objects more than {MAX_VARIABLE_DEPTH}"
+    ):
+        Scenario(name="s", variables={"V": _nested(900)})
+    assert Scenario(name="s", variables={"V": _nested(MAX_VARIABLE_DEPTH)}).variables["V"]

@@ -14,7 +14,9 @@ Rules, as the legacy engine had them:
   position within each request/execution event pair (call ids can repeat) and go on the
   entry of the agent that made them. A handoff closes the handing-off agent's entry (its
   content may be "") with the `handoff_<target>` call and the legacy `handoff_completed`
-  result; the receiving agent's reply is a new entry with the same turn.
+  result; the receiving agent's reply is a new entry with the same turn. Of several
+  handoffs in one reply only the first valid one runs (AutoGen's rule, and the legacy
+  engine's); each later one gets the `handoff_not_executed` error result.
 * Text said alongside tool calls (`ThoughtEvent`) is part of the entry's content.
 * `ToolCallSummaryMessage` repeats tool results and is skipped.
 * Timestamps are the messages' own `created_at`.
@@ -38,6 +40,7 @@ from autogen_agentchat.messages import (
 from autogen_core.models import RequestUsage
 
 from conversation_engine.autogen.client import end_call_reason
+from conversation_engine.completion_check import tool_call_arguments
 from conversation_engine.contract import (
     AGENT_SPEAKER_PREFIX,
     BASIC_AGENT_SPEAKER,
@@ -49,7 +52,11 @@ from conversation_engine.contract import (
     client_end_call_content,
     safe_parse_tool_result,
 )
-from conversation_engine.tools.catalogue import handoff_result, handoff_target
+from conversation_engine.tools.catalogue import (
+    handoff_not_executed,
+    handoff_result,
+    handoff_target,
+)
 
 AutogenMessage = BaseAgentEvent | BaseChatMessage
 
@@ -180,7 +187,14 @@ class ConversationAdapter:
             entry.unanswered = calls
         elif isinstance(message, ToolCallExecutionEvent):
             # Pair by position: call ids are not guaranteed unique across a conversation.
+            handed_off_to: str | None = None
             for call, result in zip(entry.unanswered, message.content, strict=False):
+                target = handoff_target(call.function.name)
+                if target is not None and not result.is_error:
+                    if handed_off_to is not None:
+                        entry.results.append(handoff_not_executed(handed_off_to))
+                        continue
+                    handed_off_to = self._spec_id(target)
                 entry.results.append(self._tool_result(call, result.content, result.is_error))
             for _ in entry.unanswered[len(message.content) :]:
                 entry.results.append({"error": "Tool call produced no result"})
@@ -233,8 +247,11 @@ class ConversationAdapter:
         return agent
 
 
-def _tool_call(call_id: str, name: str, arguments: str) -> ToolCall:
-    return ToolCall(id=call_id, function=FunctionCall(name=name, arguments=arguments or "{}"))
+def _tool_call(call_id: str, name: str, arguments: Any) -> ToolCall:
+    return ToolCall(
+        id=call_id if isinstance(call_id, str) else "",
+        function=FunctionCall(name=str(name), arguments=tool_call_arguments(arguments)),
+    )
 
 
 def usage_of(messages: Sequence[AutogenMessage]) -> RequestUsage:

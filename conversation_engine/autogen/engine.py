@@ -10,8 +10,8 @@ until someone ends the call, `max_turns` exchanges are done, or the wall-clock b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,18 +38,22 @@ from conversation_engine.autogen.mas_factory import (
     AutogenMASFactory,
 )
 from conversation_engine.contract import CLIENT_SPEAKER, END_CALL_TOOL
+from conversation_engine.deadline import CANCEL_GRACE_SECONDS, cancel_and_wait
 from conversation_engine.engine_base import ContractEngine, Conversation
-from conversation_engine.llm import OpenAIWrapper
 from conversation_engine.outcome import ConversationOutcome, unwrap_error
-from conversation_engine.scenario import default_client_data
-from conversation_engine.settings import Settings, get_settings
-from conversation_engine.specs import PromptSpec, load_prompt_spec
+from conversation_engine.settings import Settings
+from conversation_engine.specs import PromptSpec
 from conversation_engine.tools.base import ToolBackend
-from conversation_engine.tools.default import default_tool_backend
 from conversation_engine.tools.factory import AutogenToolFactory
-from conversation_engine.tools.session import SessionTools
 
 logger = logging.getLogger(__name__)
+
+# AutoGen's OpenAI client warns on stderr, once per distinct reply, about tool calls whose
+# arguments are not a string and about a finish reason that does not match the tool calls.
+# The engine handles both (completion_check.tool_call_arguments; tool calls are detected by
+# their presence), so the warnings are only noise.
+warnings.filterwarnings("ignore", message="Tool call function arguments field is not a string")
+warnings.filterwarnings("ignore", message="Finish reason mismatch")
 
 AutogenMessage = BaseAgentEvent | BaseChatMessage
 
@@ -74,7 +78,7 @@ class AutogenConversationEngine(ContractEngine):
 
     def __init__(
         self,
-        openai_wrapper: OpenAIWrapper,
+        openai_wrapper: Any,
         prompt_spec_name: str = "default_prompts",
         *,
         tool_backend: ToolBackend | None = None,
@@ -82,18 +86,12 @@ class AutogenConversationEngine(ContractEngine):
         swarm_retries: int = 1,
         settings: Settings | None = None,
     ) -> None:
-        self.settings = settings or get_settings()
-        self.openai = openai_wrapper
-        self.prompt_spec_name = prompt_spec_name
-        self.tool_backend = tool_backend or default_tool_backend(
-            self.settings, openai_wrapper.service_http_client
-        )
-        catalogue_names = SessionTools("validation", self.tool_backend).catalogue.names
-        self.prompt_specification: PromptSpec = load_prompt_spec(
-            prompt_spec_name, spec_dir=self.settings.PROMPTS_DIR, tool_names=catalogue_names
-        )
-        self.client_data = client_data or default_client_data(
-            self.settings, openai_wrapper.service_http_client
+        super().__init__(
+            openai_wrapper,
+            prompt_spec_name,
+            tool_backend=tool_backend,
+            client_data=client_data,
+            settings=settings,
         )
         self.swarm_retries = swarm_retries
 
@@ -124,6 +122,7 @@ class _SwarmConversation:
         self.basic = basic
         self.greeting = greeting
         self.retries = engine.swarm_retries
+        self.endpoint = engine.openai
         self.model_client: ChatCompletionClient = engine.openai.create_autogen_client(
             seed=outcome.seed
         )
@@ -235,11 +234,27 @@ class _SwarmConversation:
             await asyncio.shield(consumer)
         except asyncio.CancelledError:
             token.cancel()
-            consumer.cancel()
-            with contextlib.suppress(BaseException):
-                await consumer
+            # The wait for the run to wind down is bounded: AutoGen's cleanup waits for its
+            # runtime to go idle, which a handler stuck in the team never lets happen. When
+            # cancelling the stream is not enough, the runtime's own tasks are cancelled.
+            await cancel_and_wait(
+                consumer,
+                CANCEL_GRACE_SECONDS / 2,
+                what=f"Swarm run of {self.outcome.session_id}",
+                on_stuck=self._cancel_runtime_tasks,
+            )
             raise
         return stop_reason[0] if stop_reason else ""
+
+    def _cancel_runtime_tasks(self) -> None:
+        """Cancel the message handlers AutoGen's embedded runtime has in flight for this team.
+
+        `_runtime._background_tasks` is private to AutoGen 0.7.5 (pinned); without it the
+        team's handlers would stay pending after the conversation ended.
+        """
+        runtime = getattr(self.team, "_runtime", None)
+        for task in list(getattr(runtime, "_background_tasks", ())):
+            task.cancel()
 
     async def _rebuild(self) -> None:
         self.team = self._build_team()
@@ -273,6 +288,9 @@ class _SwarmConversation:
 
     def _count(self, usage: RequestUsage) -> None:
         self.outcome.usage.add(usage.prompt_tokens, usage.completion_tokens)
+        self.endpoint.log_usage(
+            self.outcome.session_id, usage.prompt_tokens, usage.completion_tokens
+        )
 
     def record(self, outcome: ConversationOutcome) -> None:
         """Put the transcript so far on the outcome (called on success and on failure)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,6 +13,7 @@ from autogen_agentchat.base import (
     ChatAgent,
     Handoff,
     OrTerminationCondition,
+    Response,
     TerminatedException,
     TerminationCondition,
 )
@@ -29,9 +32,11 @@ from autogen_agentchat.messages import (
     ToolCallSummaryMessage,
 )
 from autogen_agentchat.teams import Swarm
-from autogen_core.models import ChatCompletionClient
-from autogen_core.tools import BaseTool, FunctionTool, ToolSchema
+from autogen_core import CancellationToken, FunctionCall
+from autogen_core.models import ChatCompletionClient, CreateResult, FunctionExecutionResult
+from autogen_core.tools import BaseTool, FunctionTool, ToolSchema, Workbench
 
+from conversation_engine.completion_check import tool_call_arguments
 from conversation_engine.contract import CLIENT_SPEAKER, END_CALL_TOOL
 from conversation_engine.settings import get_settings
 from conversation_engine.specs import PromptSpec
@@ -139,6 +144,94 @@ class _SharedToolHandoff(Handoff):
         return _handoff_tool(self.name, self.description, self.message)
 
 
+class ServiceAgent(AssistantAgent):
+    """An `AssistantAgent` whose tool calls cannot hang its turn and whose `end_call` ends it.
+
+    Two behaviours of AutoGen 0.7.5's `AssistantAgent` are changed, through the two static
+    hooks its tool loop calls (`cls._execute_tool_call`, `cls._check_and_handle_handoff`):
+
+    * A tool call that raises inside AutoGen (arguments that are not a JSON string, such as
+      `null`; JSON nested too deep to parse; a handoff given arguments its tool rejects)
+      killed the task running the reply's tool calls, and the agent then waited forever for
+      results that never came. Here every call returns a result: the arguments are normalised
+      as the legacy engine does (`tool_call_arguments`), a handoff ignores its arguments (it
+      takes none, and AutoGen hands off on the call's name whatever its tool returned), and
+      any other exception becomes that call's error result.
+    * After `end_call` ran, the agent went on calling the model within the same turn (the
+      team's `FunctionCallTermination` is only checked between agent responses). Here a
+      successful `end_call` ends the agent's response at once, with the summary of the
+      reply's tool calls, as the legacy engine stops its tool loop.
+
+    Several handoffs in one reply: AutoGen executes only the first; its warning saying so is
+    silenced here, and the adapter records the others as not executed.
+    """
+
+    @staticmethod
+    async def _execute_tool_call(
+        tool_call: FunctionCall,
+        workbench: Sequence[Workbench],
+        handoff_tools: list[BaseTool[Any, Any]],
+        agent_name: str,
+        cancellation_token: CancellationToken,
+        stream: asyncio.Queue[Any],
+    ) -> tuple[FunctionCall, FunctionExecutionResult]:
+        call_id = tool_call.id if isinstance(tool_call.id, str) else ""
+        name = str(tool_call.name)
+        arguments = tool_call_arguments(tool_call.arguments)
+        if any(tool.name == name for tool in handoff_tools):
+            arguments = "{}"
+        call = FunctionCall(id=call_id, name=name, arguments=arguments)
+        try:
+            return await AssistantAgent._execute_tool_call(
+                tool_call=call,
+                workbench=workbench,
+                handoff_tools=handoff_tools,
+                agent_name=agent_name,
+                cancellation_token=cancellation_token,
+                stream=stream,
+            )
+        except Exception as error:  # cancellation is a BaseException and propagates
+            return call, FunctionExecutionResult(
+                content=f"Error: {type(error).__name__}: {error}",
+                call_id=call_id,
+                is_error=True,
+                name=name,
+            )
+
+    @staticmethod
+    def _check_and_handle_handoff(
+        model_result: CreateResult,
+        executed_calls_and_results: list[tuple[FunctionCall, FunctionExecutionResult]],
+        inner_messages: list[BaseAgentEvent | BaseChatMessage],
+        handoffs: dict[str, Any],
+        agent_name: str,
+    ) -> Response | None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Multiple handoffs detected")
+            response = AssistantAgent._check_and_handle_handoff(
+                model_result=model_result,
+                executed_calls_and_results=executed_calls_and_results,
+                inner_messages=inner_messages,
+                handoffs=handoffs,
+                agent_name=agent_name,
+            )
+        if response is not None:
+            return response
+        if any(
+            call.name == END_CALL_TOOL and not result.is_error
+            for call, result in executed_calls_and_results
+        ):
+            return AssistantAgent._summarize_tool_use(
+                executed_calls_and_results=executed_calls_and_results,
+                inner_messages=inner_messages,
+                handoffs=handoffs,
+                tool_call_summary_format="{result}",
+                tool_call_summary_formatter=None,
+                agent_name=agent_name,
+            )
+        return None
+
+
 class AutogenMASFactory:
     """Builds the Swarm of one conversation; a new factory and team per session.
 
@@ -184,7 +277,7 @@ class AutogenMASFactory:
         model_client: ChatCompletionClient,
         user_handoff_target: str,
         basic: bool,
-    ) -> AssistantAgent:
+    ) -> ServiceAgent:
         agent = spec.agents[agent_id]
         # Typed as AssistantAgent's parameters are (lists are invariant).
         agent_tools: list[BaseTool[Any, Any] | Callable[..., Any]] = []
@@ -210,7 +303,7 @@ class AutogenMASFactory:
                     message=handoff_message(user_handoff_target),
                 )
             )
-        return AssistantAgent(
+        return ServiceAgent(
             spec.autogen_name(agent_id),
             model_client,
             tools=agent_tools or None,

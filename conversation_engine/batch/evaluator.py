@@ -5,12 +5,15 @@ presented as the shop's side (legacy labelled only `agent` as the agent, so a to
 transcript read as the client talking to itself). Tool calls are summarised on the line of
 the entry that made them, so the evaluator can tell "found and added" from "said it did".
 
-It never raises: an API error or an answer that is not JSON gives `evaluation_status: "failed"`
-with score 1 and the reason in the comment.
+It never raises and never waits past its bound: an API error, an answer that is not JSON or
+no answer within `timeout_sec` (`EVAL_TIMEOUT_SEC`, 120 s by default; a reply that never
+ends included) gives `evaluation_status: "failed"` with score 1 and the reason in the
+comment. Known secrets are redacted from what it returns and logs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -23,7 +26,10 @@ from conversation_engine.contract import (
     END_CALL_TOOL,
     HANDOFF_PREFIX,
 )
+from conversation_engine.deadline import bounded
 from conversation_engine.errors import SpecError
+from conversation_engine.redaction import redact_secrets, redact_secrets_in
+from conversation_engine.settings import get_settings
 from conversation_engine.specs import (
     EVALUATOR_AGENT,
     LEGACY_ENTRY_AGENT,
@@ -137,8 +143,11 @@ class ConversationEvaluator:
         *,
         spec: PromptSpec | None = None,
         temperature: float = 0.3,
+        timeout_sec: float | None = None,
     ) -> None:
         self.openai = openai_wrapper
+        self.timeout_sec = timeout_sec or get_settings().EVAL_TIMEOUT_SEC
+        """Hard bound on one evaluation's model call, retries included."""
         self.prompt_spec_name = prompt_spec_name
         self.prompt_specification = spec if spec is not None else load_prompt_spec(prompt_spec_name)
         self.temperature = temperature
@@ -170,8 +179,14 @@ class ConversationEvaluator:
         """`{session_id, scenario, score, comment, evaluation_status, raw_response, usage}`.
 
         Only `completed` and `timeout` results are scored; others get a `failed` evaluation
-        saying why. Never raises.
+        saying why. Never raises; returns within `timeout_sec` (plus a short grace period).
         """
+        evaluation: dict[str, Any] = redact_secrets_in(await self._evaluate(result, variables))
+        return evaluation
+
+    async def _evaluate(
+        self, result: Mapping[str, Any], variables: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
         session_id = str(result.get("session_id") or "")
         scenario = str(result.get("scenario") or "")
         status = result.get("status")
@@ -188,19 +203,28 @@ class ConversationEvaluator:
             {"role": "user", "content": format_history(result.get("conversation_history") or [])},
         ]
         seed = result.get("seed")
+        deadline = asyncio.timeout(self.timeout_sec)
         try:
-            response = await self.openai.json_completion(
-                messages,
-                session_id,
-                temperature=self.temperature,
-                seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-            )
+            async with deadline:
+                response = await bounded(
+                    self.openai.json_completion(
+                        messages,
+                        session_id,
+                        temperature=self.temperature,
+                        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+                    ),
+                    what=f"evaluation of {session_id}",
+                )
         except Exception as error:  # an evaluator outage must not fail the batch
-            logger.warning("Evaluation of %s failed: %s", session_id, error)
+            if isinstance(error, TimeoutError) and deadline.expired():
+                reason = f"the evaluator did not answer within {self.timeout_sec:g} seconds"
+            else:
+                reason = f"the evaluator call raised {type(error).__name__}: {error}"
+            logger.warning("Evaluation of %s failed: %s", session_id, redact_secrets(reason))
             return self._failed(
                 session_id,
                 scenario,
-                f"Evaluation failed: the evaluator call raised {type(error).__name__}: {error}",
+                f"Evaluation failed: {reason}",
                 None,
                 self._pop_usage(session_id),
             )

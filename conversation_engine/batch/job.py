@@ -22,7 +22,10 @@ class BatchStatus(StrEnum):
 
 
 class BatchJob(BaseModel):
-    """One batch: its scenarios, options, state and counters (persisted as `batch.json`).
+    """One batch: its scenarios, options, state and counters.
+
+    Persisted as `batch.json` (options, state, counters: small, whatever the batch size) and
+    `scenarios.json` (the scenarios, written once); `scenarios` is not part of the dump.
 
     `current_stage` goes `pending` → `initializing` → `processing_scenarios` →
     `processing (N active)` → `finalizing` → `completed` (or `failed` / `cancelled`).
@@ -30,7 +33,7 @@ class BatchJob(BaseModel):
     """
 
     batch_id: str
-    scenarios: list[dict[str, Any]]
+    scenarios: list[dict[str, Any]] = Field(exclude=True)
     status: BatchStatus = BatchStatus.PENDING
     created_at: str
     prompt_version: str = "v1.0"

@@ -9,11 +9,23 @@ The legacy API (`create_batch_job`, `run_batch`, `get_batch_status`, `get_batch_
 * `repeat=k` trials per scenario, trial i seeded `SEED + i` (see `rows.trial_scenario`);
 * every finished row is appended durably to `results.ndjson` at once, and `resume_batch` runs
   only the scenario-trials missing from it, so after a crash or kill each runs exactly once;
+  the rows are read *under the batch's lock*, so two resumes of one batch (two processes)
+  never run a scenario-trial twice: the second is refused while the first runs, and after it
+  finds nothing missing;
 * `cancel_batch` stops launching runs and cancels those in flight; rows already written stay
-  and a resume finishes the rest.
+  and a resume finishes the rest;
+* a write that fails (a full disk) stops the batch at once: it ends `failed` with the error in
+  `batch.json` and the result's `error`, every row written before stays, and a resume runs the
+  rest. Nothing is raised for it.
 
 Nothing one scenario does stops the batch: an exception escaping the engine becomes a
-`failed` row.
+`failed` row, and no text a row holds can stop it being stored.
+
+Scale: the scenarios are written once (`scenarios.json`); the status file (`batch.json`) is a
+few hundred bytes whatever the batch size, saved at most every `_SAVE_INTERVAL` seconds while
+runs finish, from a worker thread (`asyncio.to_thread`), never blocking the event loop. A
+batch runs through `concurrency` worker tasks, not one task per scenario-trial, and the
+counters move per row: the cost per conversation does not grow with the batch.
 """
 
 from __future__ import annotations
@@ -21,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import itertools
 import logging
+import threading
 import time
 import uuid
 import weakref
@@ -41,8 +55,9 @@ from conversation_engine.batch.storage import (
 )
 from conversation_engine.contract import contract_violations
 from conversation_engine.engines import create_engine, engine_label, resolve_engine
-from conversation_engine.errors import UserInputError
+from conversation_engine.errors import OutputTargetError, UserInputError
 from conversation_engine.gc_tuning import batch_gc
+from conversation_engine.output import check_output_dir
 from conversation_engine.scenario import Scenario, check_variables, parse_scenario
 from conversation_engine.settings import Settings, get_settings
 from conversation_engine.specs import PromptSpec
@@ -115,6 +130,12 @@ class BatchProcessor:
         self._loops: dict[str, asyncio.AbstractEventLoop] = {}
         self._cancelled: set[str] = set()
         self._last_save: dict[str, float] = {}
+        # Status saves: numbered when taken, written in order by any thread, stale ones dropped.
+        self._generations = itertools.count(1)
+        self._written: dict[str, int] = {}
+        self._status_lock = threading.Lock()
+        self._storage_errors: dict[str, OSError] = {}
+        self._inline_scenarios: set[str] = set()
 
     # ------------------------------------------------------------------------------ jobs
 
@@ -164,8 +185,17 @@ class BatchProcessor:
         spec = getattr(engine, "prompt_specification", None)
         if isinstance(spec, PromptSpec):
             check_variables(spec, items, source=source)
+        check_output_dir(self.storage.root, "The output directory")
+        try:
+            self.storage.save_scenarios(job.batch_id, parsed)
+            self._save(job, force=True)
+        except OSError as error:
+            raise OutputTargetError(
+                f"Batch {job.batch_id} could not be written to "
+                f"'{self.storage.batch_dir(job.batch_id)}' ({error.strerror or error}); free "
+                "some space or choose another output directory."
+            ) from error
         self.jobs[job.batch_id] = job
-        self._save(job, force=True)
         return job.batch_id
 
     def get_batch_status(self, batch_id: str) -> dict[str, Any] | None:
@@ -207,7 +237,10 @@ class BatchProcessor:
         loop = self._loops.get(batch_id)
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._cancel_tasks, batch_id)
-        self._save(job, force=True)
+        try:
+            self._save(job, force=True)  # small, once; the batch saves again when it stops
+        except OSError as error:
+            logger.warning("Could not save the cancellation of batch %s: %s", batch_id, error)
         return True
 
     def cleanup_completed_jobs(self, max_age_hours: float = 24) -> int:
@@ -240,10 +273,7 @@ class BatchProcessor:
                 f"Batch {batch_id} is {job.status.value}; only a pending batch can be run. "
                 "Use resume_batch (CLI: --resume) to finish an interrupted one."
             )
-        pairs = [
-            (index, trial) for index in range(len(job.scenarios)) for trial in range(job.repeat)
-        ]
-        return await self._execute(job, pairs, progress_callback, on_progress)
+        return await self._execute(job, progress_callback, on_progress, resume=False)
 
     async def resume_batch(
         self,
@@ -254,97 +284,73 @@ class BatchProcessor:
     ) -> dict[str, Any]:
         """Run the scenario-trials of a batch that have no row in `results.ndjson` yet.
 
-        Works after a crash, a kill or a cancel, in this process or a new one: the job is read
-        back from `batch.json`, the rows from `results.ndjson` (an incomplete last line does
-        not count). A batch with nothing missing just gets its exports written again.
+        Works after a crash, a kill, a cancel or a full disk, in this process or a new one:
+        the job is read back from `batch.json` and `scenarios.json`, the rows from
+        `results.ndjson` (an incomplete last line does not count), all under the batch's lock.
+        A batch with nothing missing just gets its exports written again.
         """
         if self._tasks.get(batch_id):
             raise UserInputError(
                 f"Batch {batch_id} is running in this process; wait for it or cancel it first."
             )
-        job = self._reload(batch_id)
-        done = {row_key(row) for row in job.results}
-        pairs = [
-            (index, trial)
-            for index in range(len(job.scenarios))
-            for trial in range(job.repeat)
-            if (index, trial) not in done
-        ]
-        job.resumed_count += 1
-        return await self._execute(job, pairs, progress_callback, on_progress)
+        return await self._execute(self._job(batch_id), progress_callback, on_progress, resume=True)
 
     async def _execute(
         self,
         job: BatchJob,
-        pairs: Sequence[tuple[int, int]],
         progress_callback: ProgressCallback | None,
         on_progress: ProgressListener | None,
+        *,
+        resume: bool,
     ) -> dict[str, Any]:
         batch_id = job.batch_id
-        engine, evaluator = self._components(job)
+        engine, evaluator = self._components(job)  # a bad engine or spec fails before the lock
         clock = time.monotonic()
-        self._cancelled.discard(batch_id)
-        job.status = BatchStatus.RUNNING
-        job.started_at = job.started_at or now_iso()
-        job.completed_at = None
-        job.error_message = None
-        job.current_stage = "initializing"
-        self._recount(job)
-        run = _RunState(job, progress_callback, on_progress)
-        with (
-            batch_gc(),
-            self.storage.lock(batch_id),
-            self.storage.open_results(batch_id) as log,
-        ):
-            self._save(job, force=True)
-            semaphore = self._semaphore()
-            self._loops[batch_id] = asyncio.get_running_loop()
-            tasks = {
-                asyncio.create_task(
-                    self._guarded_run(job, engine, evaluator, index, trial, semaphore, log, run),
-                    name=f"batch-{batch_id[:8]}-{index}-{trial}",
-                )
-                for index, trial in pairs
-            }
-            self._tasks[batch_id] = tasks
-            job.current_stage = "processing_scenarios"
-            try:
-                outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-            except asyncio.CancelledError:
-                # The caller cancelled run_batch itself: stop the runs, keep what was written.
-                self._cancel_tasks(batch_id)
-                await asyncio.gather(*tasks, return_exceptions=True)
-                self._mark_cancelled(job, "the batch task was cancelled")
-                raise
-            finally:
-                self._tasks.pop(batch_id, None)
-                self._loops.pop(batch_id, None)
-            errors = [
-                outcome
-                for outcome in outcomes
-                if isinstance(outcome, BaseException)
-                and not isinstance(outcome, asyncio.CancelledError)
-            ]
-            if errors:
-                # Only our own machinery fails here (for example a full disk): stop loudly.
-                job.status = BatchStatus.FAILED
-                job.current_stage = "failed"
-                job.error_message = f"{type(errors[0]).__name__}: {errors[0]}"
-                job.completed_at = now_iso()
-                self._save(job, force=True)
-                raise errors[0]
-            if batch_id in self._cancelled:
-                self._mark_cancelled(job, job.error_message or "cancelled")
+        with batch_gc(), self.storage.lock(batch_id):
+            # What is done is read only now, under the lock: rows another process wrote before
+            # it released the lock count, so no scenario-trial runs twice.
+            if resume:
+                job = self._reload(batch_id)
+                job.resumed_count += 1
             else:
-                job.current_stage = "finalizing"
-                self._save(job, force=True)
-                self.storage.write_exports(batch_id, job.results)
-                job.status = BatchStatus.COMPLETED
-                job.current_stage = "completed"
-                job.completed_at = now_iso()
-                job.progress_percentage = 100.0
-                self._save(job, force=True)
-        return {
+                job.results = self.storage.read_results(batch_id)
+                self._recount(job)
+            done = {row_key(row) for row in job.results}
+            pairs = [
+                (index, trial)
+                for index in range(len(job.scenarios))
+                for trial in range(job.repeat)
+                if (index, trial) not in done
+            ]
+            self._cancelled.discard(batch_id)
+            self._storage_errors.pop(batch_id, None)
+            job.status = BatchStatus.RUNNING
+            job.started_at = job.started_at or now_iso()
+            job.completed_at = None
+            job.error_message = None
+            job.current_stage = "initializing"
+            run = _RunState(job, progress_callback, on_progress)
+            try:
+                with self.storage.open_results(batch_id) as log:
+                    await self._save_async(job, force=True)
+                    await self._run_pairs(job, engine, evaluator, pairs, log, run)
+                if batch_id not in self._storage_errors and batch_id not in self._cancelled:
+                    job.current_stage = "finalizing"
+                    await self._save_async(job, force=True)
+                    await asyncio.to_thread(self.storage.write_exports, batch_id, job.results)
+                    job.status = BatchStatus.COMPLETED
+                    job.current_stage = "completed"
+                    job.completed_at = now_iso()
+                    job.progress_percentage = 100.0
+                    await self._save_async(job, force=True)
+            except OSError as error:  # our own files: opening the log, a save, the exports
+                self._storage_errors.setdefault(batch_id, error)
+            storage_error = self._storage_errors.pop(batch_id, None)
+            if storage_error is not None:
+                await self._mark_failed(job, storage_error)
+            elif batch_id in self._cancelled:
+                self._mark_cancelled(job, job.error_message or "cancelled")
+        summary: dict[str, Any] = {
             "batch_id": batch_id,
             "status": job.status.value,
             "total_scenarios": job.total_scenarios,
@@ -354,6 +360,62 @@ class BatchProcessor:
             "results": sorted_rows(job.results),
             "output_dir": str(self.storage.batch_dir(batch_id)),
         }
+        if job.status is BatchStatus.FAILED:
+            summary["error"] = job.error_message
+        return summary
+
+    async def _run_pairs(
+        self,
+        job: BatchJob,
+        engine: Any,
+        evaluator: ConversationEvaluator | None,
+        pairs: Sequence[tuple[int, int]],
+        log: ResultsLog,
+        run: _RunState,
+    ) -> None:
+        """Run `pairs` through at most `concurrency` worker tasks (not one task per pair)."""
+        batch_id = job.batch_id
+        semaphore = self._semaphore()
+        self._loops[batch_id] = asyncio.get_running_loop()
+        pending = iter(pairs)
+
+        async def worker() -> None:
+            for index, trial in pending:
+                if batch_id in self._cancelled:
+                    return
+                await self._guarded_run(job, engine, evaluator, index, trial, semaphore, log, run)
+
+        workers = {
+            asyncio.create_task(worker(), name=f"batch-{batch_id[:8]}-worker-{number}")
+            for number in range(min(self.concurrency, len(pairs)))
+        }
+        self._tasks[batch_id] = workers
+        job.current_stage = "processing_scenarios"
+        try:
+            outcomes = await asyncio.gather(*workers, return_exceptions=True)
+        except asyncio.CancelledError:
+            # The caller cancelled run_batch itself: stop the runs, keep what was written.
+            self._cancel_tasks(batch_id)
+            await asyncio.gather(*workers, return_exceptions=True)
+            self._mark_cancelled(job, "the batch task was cancelled")
+            raise
+        finally:
+            self._tasks.pop(batch_id, None)
+            self._loops.pop(batch_id, None)
+        errors = [
+            outcome
+            for outcome in outcomes
+            if isinstance(outcome, BaseException)
+            and not isinstance(outcome, asyncio.CancelledError)
+        ]
+        if errors:
+            # A bug in our own machinery (storage failures are handled): stop loudly.
+            job.status = BatchStatus.FAILED
+            job.current_stage = "failed"
+            job.error_message = f"{type(errors[0]).__name__}: {errors[0]}"
+            job.completed_at = now_iso()
+            self._save(job, force=True)
+            raise errors[0]
 
     async def _guarded_run(
         self,
@@ -393,10 +455,18 @@ class BatchProcessor:
                 # Most likely the cancellation itself, caught by the engine: let a resume rerun it.
                 return
             # No await between here and the append: a cancel cannot split a row from its count.
-            log.append(row)
+            try:
+                log.append(row)
+            except OSError as error:
+                self._storage_failed(job, error)
+                return
             job.results.append(row)
-            self._recount(job)
-        self._save(job)
+            self._count(job, row)
+        try:
+            await self._save_async(job)
+        except OSError as error:
+            self._storage_failed(job, error)
+            return
         await run.report(row)
 
     async def _run_one(
@@ -501,8 +571,15 @@ class BatchProcessor:
         return job if job is not None else self._reload(batch_id)
 
     def _reload(self, batch_id: str) -> BatchJob:
-        """The job as saved, with its rows read back from the results log."""
+        """The job as saved, with its rows read back from the results log.
+
+        A batch folder from before `scenarios.json` (scenarios inside `batch.json`) gets its
+        scenarios moved out; if that cannot be written they stay in `batch.json`.
+        """
         data = self.storage.load_job(batch_id)
+        inline = "scenarios" in data
+        if not inline:
+            data["scenarios"] = self.storage.load_scenarios(batch_id)
         try:
             job = BatchJob.model_validate(data)
         except ValueError as error:
@@ -510,6 +587,12 @@ class BatchProcessor:
                 f"The batch file of {batch_id} in '{self.storage.root}' is not a batch job "
                 f"({error})."
             ) from None
+        if inline and not self.storage.has_scenarios(batch_id):
+            try:
+                self.storage.save_scenarios(batch_id, job.scenarios)
+            except OSError as error:
+                logger.warning("Could not write the scenarios of batch %s: %s", batch_id, error)
+                self._inline_scenarios.add(batch_id)
         job.results = self.storage.read_results(batch_id)
         self._recount(job)
         self.jobs[batch_id] = job
@@ -522,19 +605,74 @@ class BatchProcessor:
         if job.total_scenarios:
             job.progress_percentage = round(100 * job.completed_scenarios / job.total_scenarios, 1)
 
-    def _save(self, job: BatchJob, *, force: bool = False) -> None:
+    @staticmethod
+    def _count(job: BatchJob, row: Mapping[str, Any]) -> None:
+        """The counters after one more row: O(1), whatever the batch size."""
+        job.completed_scenarios += 1
+        job.failed_scenarios += is_failed(row)
+        if job.total_scenarios:
+            job.progress_percentage = round(100 * job.completed_scenarios / job.total_scenarios, 1)
+
+    def _snapshot(self, job: BatchJob, force: bool) -> tuple[int, dict[str, Any]] | None:
+        """What to save now (numbered), or None within `_SAVE_INTERVAL` of the last save."""
         now = time.monotonic()
         if not force and now - self._last_save.get(job.batch_id, 0.0) < _SAVE_INTERVAL:
-            return
+            return None
         self._last_save[job.batch_id] = now
-        self.storage.save_job(job.batch_id, job.model_dump(mode="json"))
+        data = job.model_dump(mode="json")
+        if job.batch_id in self._inline_scenarios:
+            data["scenarios"] = job.scenarios
+        return next(self._generations), data
+
+    def _write_status(self, batch_id: str, generation: int, data: dict[str, Any]) -> None:
+        """Write a status snapshot unless a later one is already written (any thread)."""
+        with self._status_lock:
+            if generation < self._written.get(batch_id, 0):
+                return
+            self.storage.save_job(batch_id, data)
+            self._written[batch_id] = generation
+
+    def _save(self, job: BatchJob, *, force: bool = False) -> None:
+        snapshot = self._snapshot(job, force)
+        if snapshot is not None:
+            self._write_status(job.batch_id, *snapshot)
+
+    async def _save_async(self, job: BatchJob, *, force: bool = False) -> None:
+        """`_save` with the write in a worker thread, off the event loop."""
+        snapshot = self._snapshot(job, force)
+        if snapshot is not None:
+            await asyncio.to_thread(self._write_status, job.batch_id, *snapshot)
+
+    def _storage_failed(self, job: BatchJob, error: OSError) -> None:
+        """A row or the status could not be written (a full disk): stop the batch at once."""
+        if job.batch_id not in self._storage_errors:
+            logger.error("Batch %s stops: %s", job.batch_id, error)
+            self._storage_errors[job.batch_id] = error
+        self._cancel_tasks(job.batch_id)
+
+    async def _mark_failed(self, job: BatchJob, error: OSError) -> None:
+        job.status = BatchStatus.FAILED
+        job.current_stage = "failed"
+        job.error_message = (
+            f"The results could not be written ({error}); the {job.completed_scenarios} rows "
+            "written before are kept and a resume runs the rest."
+        )
+        job.completed_at = now_iso()
+        job.scenarios_in_progress = 0
+        try:
+            await self._save_async(job, force=True)
+        except OSError as second:
+            logger.error("Batch %s: could not record the failure either: %s", job.batch_id, second)
 
     def _mark_cancelled(self, job: BatchJob, reason: str) -> None:
         job.status = BatchStatus.CANCELLED
         job.current_stage = "cancelled"
         job.error_message = reason
         job.scenarios_in_progress = 0
-        self._save(job, force=True)
+        try:
+            self._save(job, force=True)
+        except OSError as error:
+            logger.error("Batch %s: could not record the cancellation: %s", job.batch_id, error)
 
     def _cancel_tasks(self, batch_id: str) -> None:
         self._cancelled.add(batch_id)

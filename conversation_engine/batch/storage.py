@@ -3,7 +3,9 @@
 Layout of one batch, under the output directory (default `RESULTS_DIR`, `results/`):
 
 ```
-<out>/<batch_id>/batch.json      job metadata and scenarios; replaced atomically on each save
+<out>/<batch_id>/batch.json      job metadata, state and counters (small: no scenarios, no rows);
+                                 replaced atomically on each save
+<out>/<batch_id>/scenarios.json  the scenarios, written once when the batch is created
 <out>/<batch_id>/results.ndjson  one row per finished scenario-trial, appended as it finishes
 <out>/<batch_id>/results.csv     legacy CSV export          } written when the batch completes
 <out>/<batch_id>/results.json    {batch_id, export_timestamp, results}
@@ -14,17 +16,27 @@ Layout of one batch, under the output directory (default `RESULTS_DIR`, `results
 line and `fsync`ed before the next, so a crash can only leave an incomplete *last* line; a
 reader ignores it and the next writer cuts it off. A resumed batch therefore sees exactly the
 rows that were complete, and runs only the scenario-trials missing from them.
+
+Text is stored as it came, whatever it holds (see `conversation_engine.safe_text`): the JSON
+files keep every string losslessly (a lone surrogate becomes its `\\uXXXX` escape); the CSV
+export, which has no escape syntax, shows a lone surrogate as U+FFFD. A row is never lost
+because of its content. Only regular files are ever replaced (`conversation_engine.output`).
+
+A batch folder written before `scenarios.json` existed (scenarios inside `batch.json`) is still
+resumable: its scenarios are moved to `scenarios.json` when it is read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import logging
 import os
 import statistics
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -34,6 +46,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from conversation_engine.batch.rows import is_failed
+from conversation_engine.output import overwrite_in_place, refuse_non_regular, replace_file
+from conversation_engine.safe_text import json_dumps, without_surrogates
 
 try:
     import fcntl
@@ -44,11 +58,16 @@ from conversation_engine.errors import UserInputError
 logger = logging.getLogger(__name__)
 
 JOB_FILE = "batch.json"
+SCENARIOS_FILE = "scenarios.json"
 LOCK_FILE = ".lock"
 RESULTS_FILE = "results.ndjson"
 CSV_FILE = "results.csv"
 JSON_FILE = "results.json"
 SUMMARY_FILE = "summary.json"
+#: Every file a batch folder holds (each is only ever replaced if it is a regular file).
+BATCH_FILES = (JOB_FILE, SCENARIOS_FILE, LOCK_FILE, RESULTS_FILE, CSV_FILE, JSON_FILE, SUMMARY_FILE)
+#: Errors that mean "the disk is full", for which the status file has a fallback.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 #: The legacy CSV columns, in order; additive columns follow them.
 LEGACY_CSV_COLUMNS = (
@@ -89,23 +108,16 @@ def row_key(row: Mapping[str, Any]) -> tuple[int, int]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that a reader (or a crash) never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, ensure_ascii=False, indent=2, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
+    """Write JSON so that a reader (or a crash) never sees a half-written file.
+
+    Any string is stored losslessly (`safe_text.json_dumps`); only a regular file is replaced;
+    a failed write leaves the old file and no partial file.
+    """
+    replace_file(path, json_dumps(data, indent=2).encode("utf-8"))
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    with partial.open("w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
+    replace_file(path, text.encode("utf-8"))
 
 
 class ResultsLog:
@@ -114,13 +126,19 @@ class ResultsLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        refuse_non_regular(path)
         repair_results(path)
-        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd: int | None = os.open(
+            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+        )
 
     def append(self, row: Mapping[str, Any]) -> None:
+        """Append one row as one line and fsync it. Whatever text the row holds is stored
+        (`safe_text.json_dumps`); an `OSError` (a full disk) leaves the log as it was, but
+        perhaps for an incomplete last line, which a reader ignores and the next writer cuts."""
         if self._fd is None:
             raise ValueError(f"The results log '{self.path}' is closed.")
-        data = (json.dumps(row, ensure_ascii=False, default=str) + "\n").encode()
+        data = (json_dumps(row) + "\n").encode("utf-8")
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -210,12 +228,7 @@ def sorted_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def render_ndjson(batch_id: str, rows: Iterable[Mapping[str, Any]], timestamp: str) -> str:
     """Legacy NDJSON export: one row per line, each with `batch_id` and `export_timestamp`."""
     return "".join(
-        json.dumps(
-            {**row, "batch_id": batch_id, "export_timestamp": timestamp},
-            ensure_ascii=False,
-            default=str,
-        )
-        + "\n"
+        json_dumps({**row, "batch_id": batch_id, "export_timestamp": timestamp}) + "\n"
         for row in sorted_rows(rows)
     )
 
@@ -223,7 +236,7 @@ def render_ndjson(batch_id: str, rows: Iterable[Mapping[str, Any]], timestamp: s
 def render_json(batch_id: str, rows: Iterable[Mapping[str, Any]], timestamp: str) -> str:
     """Legacy JSON export: `{batch_id, export_timestamp, results}`."""
     document = {"batch_id": batch_id, "export_timestamp": timestamp, "results": sorted_rows(rows)}
-    return json.dumps(document, ensure_ascii=False, indent=2, default=str)
+    return json_dumps(document, indent=2)
 
 
 def _usage(row: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -232,7 +245,10 @@ def _usage(row: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def render_csv(rows: Iterable[Mapping[str, Any]]) -> str:
-    """Legacy CSV export: the legacy columns first, then the additive ones."""
+    """Legacy CSV export: the legacy columns first, then the additive ones.
+
+    CSV has no escape syntax: a lone surrogate in a cell is written as U+FFFD.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow((*LEGACY_CSV_COLUMNS, *EXTRA_CSV_COLUMNS))
@@ -249,7 +265,7 @@ def render_csv(rows: Iterable[Mapping[str, Any]]) -> str:
             "" if values.get(column) is None else values[column]
             for column in (*LEGACY_CSV_COLUMNS, *EXTRA_CSV_COLUMNS)
         )
-    return buffer.getvalue()
+    return without_surrogates(buffer.getvalue())
 
 
 # -------------------------------------------------------------------------------- summary
@@ -402,6 +418,7 @@ class ResultStorage:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+        self._job_lock = threading.Lock()  # status saves may come from several threads
 
     def batch_dir(self, batch_id: str) -> Path:
         if not batch_id or any(sep in batch_id for sep in ("/", "\\", "..")):
@@ -412,7 +429,46 @@ class ResultStorage:
         return self.batch_dir(batch_id) / RESULTS_FILE
 
     def save_job(self, batch_id: str, data: Mapping[str, Any]) -> None:
-        write_json_atomic(self.batch_dir(batch_id) / JOB_FILE, dict(data))
+        """Replace `batch.json` (atomically; safe to call from several threads).
+
+        When the disk is full, the existing file is overwritten in place instead (its blocks
+        are reused; a status file is small), so that it can still say what happened.
+        """
+        path = self.batch_dir(batch_id) / JOB_FILE
+        payload = json_dumps(dict(data), indent=2).encode("utf-8")
+        with self._job_lock:
+            try:
+                replace_file(path, payload)
+            except OSError as error:
+                if error.errno not in DISK_FULL_ERRNOS or not overwrite_in_place(path, payload):
+                    raise
+                logger.warning("Disk full: %s was overwritten in place", path)
+
+    def save_scenarios(self, batch_id: str, scenarios: Sequence[Mapping[str, Any]]) -> None:
+        """Write the batch's scenarios once, beside `batch.json` (`scenarios.json`)."""
+        write_json_atomic(self.batch_dir(batch_id) / SCENARIOS_FILE, list(scenarios))
+
+    def has_scenarios(self, batch_id: str) -> bool:
+        return (self.batch_dir(batch_id) / SCENARIOS_FILE).is_file()
+
+    def load_scenarios(self, batch_id: str) -> list[dict[str, Any]]:
+        """The scenarios saved by `save_scenarios`; `BatchNotFoundError` if unreadable."""
+        path = self.batch_dir(batch_id) / SCENARIOS_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BatchNotFoundError(
+                f"Batch '{batch_id}' in '{self.root}' has no {SCENARIOS_FILE} (nor scenarios in "
+                f"its {JOB_FILE}); it cannot be resumed."
+            ) from None
+        except ValueError as error:
+            raise BatchNotFoundError(
+                f"The scenario file '{path}' is not valid JSON ({error}); the batch cannot be "
+                "resumed."
+            ) from None
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise BatchNotFoundError(f"The scenario file '{path}' does not hold a list of objects.")
+        return data
 
     def load_job(self, batch_id: str) -> dict[str, Any]:
         """The saved metadata of a batch; `BatchNotFoundError` saying where it looked."""

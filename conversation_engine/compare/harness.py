@@ -17,6 +17,7 @@ from typing import Any
 from conversation_engine.batch import BatchProcessor, BatchProgress
 from conversation_engine.compare.analysis import BootstrapSettings, Comparison, compare_rows
 from conversation_engine.compare.report import write_reports
+from conversation_engine.errors import ResultsWriteError
 from conversation_engine.scenario import Scenario
 
 BATCHES_DIR = "batches"
@@ -75,8 +76,10 @@ async def run_comparison(
 ) -> ComparisonRun:
     """Run both engines over `scenarios` × `repeat` and write the comparison to `out_dir`.
 
-    Raises `UserInputError` before running anything if an engine, the spec or a scenario is
-    bad. Cancelling the calling task cancels the batch in flight (its rows so far are kept).
+    Raises `UserInputError` before running anything if an engine, the spec, a scenario or
+    `out_dir` is bad, and `ResultsWriteError` (or the `OSError` of a report file) if results
+    cannot be written (a full disk). Cancelling the calling task cancels the batch in flight
+    (its rows so far are kept).
     """
     out_dir = Path(out_dir)
     processors: dict[str, BatchProcessor] = {}
@@ -114,6 +117,12 @@ async def run_comparison(
 
             started = time.monotonic()
             summary = await processor.run_batch(batch_ids[side], on_progress=listener)
+            if summary["status"] == "failed":  # its results could not be written (a full disk)
+                raise ResultsWriteError(
+                    f"Engine {side.upper()}'s batch {summary['batch_id']} stopped: "
+                    f"{summary.get('error')} No report was written; the finished conversations "
+                    f"are in {summary['output_dir']}."
+                )
             runs[side] = EngineRun(
                 label=label,
                 batch_id=batch_ids[side],

@@ -3,12 +3,15 @@
 The HTML report is one file that reads offline: inline CSS, inline SVG charts (`charts`), no
 script and no external asset. It is rendered by Jinja2 with autoescaping on, so transcript
 text (which comes from a model and may contain markup) is always shown, never interpreted.
+
+No text loses a report: `comparison.json` keeps every string (a lone surrogate as its
+`\\uXXXX` escape, `safe_text.json_dumps`); `report.md` and `report.html`, which have no such
+escape, show a lone surrogate as U+FFFD.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,8 @@ from conversation_engine.batch.evaluator import tool_arguments_text, tool_result
 from conversation_engine.compare import charts
 from conversation_engine.compare.analysis import Comparison, MetricComparison, metric_values
 from conversation_engine.contract import CLIENT_SPEAKER, HANDOFF_PREFIX
+from conversation_engine.output import replace_file
+from conversation_engine.safe_text import json_dumps, without_surrogates
 
 JSON_FILE = "comparison.json"
 MARKDOWN_FILE = "report.md"
@@ -87,12 +92,8 @@ _ENV.globals["no_difference_text"] = no_difference_text
 
 
 def _write(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
+    """Atomically, never over a special file; a lone surrogate becomes U+FFFD (JSON has none)."""
+    replace_file(path, without_surrogates(text).encode("utf-8"))
 
 
 def write_reports(
@@ -106,9 +107,7 @@ def write_reports(
         "md": out_dir / MARKDOWN_FILE,
         "html": out_dir / HTML_FILE,
     }
-    _write(
-        paths["json"], json.dumps(comparison.model_dump(mode="json"), ensure_ascii=False, indent=2)
-    )
+    _write(paths["json"], json_dumps(comparison.model_dump(mode="json"), indent=2))
     _write(paths["md"], render_markdown(comparison))
     _write(paths["html"], render_html(comparison, rows_a, rows_b))
     return paths

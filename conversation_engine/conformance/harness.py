@@ -14,7 +14,6 @@ import asyncio
 import inspect
 import time
 import traceback
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,19 +37,27 @@ RUN_LIMIT_SEC = 60.0
 CONFORMANCE_CLIENT_ID = "conformance-client"
 
 
-class FixedSessionClientData:
-    """A client-data source that hands out known session ids, so a check can follow them."""
+#: The session id `FixedSessionClientData` answers every lookup with.
+CONFORMANCE_CLIENT_SESSION_ID = "conformance-client-session"
 
-    def __init__(self, prefix: str = "conformance") -> None:
-        self.prefix = prefix
+
+class FixedSessionClientData:
+    """A client-data source that answers every lookup with the same session id.
+
+    As a CRM that keys sessions by caller does. Legacy made that id the conversation's, so
+    every conversation of the client shared one session (and cart); a conforming engine keeps
+    its own session id per conversation. `issued` records each id handed out.
+    """
+
+    def __init__(self, session_id: str = CONFORMANCE_CLIENT_SESSION_ID) -> None:
+        self.session_id = session_id
         self.issued: list[str] = []
 
     async def get_client_data(
         self, client_id: str, purchase_history_codes: list[str] | None = None
     ) -> ClientData:
-        session_id = f"{self.prefix}-{uuid.uuid4().hex[:12]}"
-        self.issued.append(session_id)
-        return ClientData(variables={}, session_id=session_id)
+        self.issued.append(self.session_id)
+        return ClientData(variables={}, session_id=self.session_id)
 
 
 @dataclass
@@ -80,7 +87,7 @@ class Run:
         return history if isinstance(history, list) else []
 
     @property
-    def expected_session_id(self) -> str | None:
+    def client_data_session_id(self) -> str | None:
         """The session id the client-data source handed out, if the engine asked for one."""
         if self.client_data is None or not self.client_data.issued:
             return None

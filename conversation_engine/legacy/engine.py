@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from conversation_engine.completion_check import tool_call_arguments
 from conversation_engine.contract import (
     AGENT_SPEAKER_PREFIX,
     BASIC_AGENT_SPEAKER,
@@ -28,19 +29,16 @@ from conversation_engine.contract import (
     safe_parse_tool_result,
 )
 from conversation_engine.engine_base import ContractEngine, Conversation
-from conversation_engine.llm import OpenAIWrapper
 from conversation_engine.outcome import ConversationOutcome, now_iso
-from conversation_engine.scenario import default_client_data
-from conversation_engine.settings import Settings, get_settings
-from conversation_engine.specs import PromptSpec, load_prompt_spec
+from conversation_engine.settings import Settings
+from conversation_engine.specs import PromptSpec
 from conversation_engine.tools.base import ToolBackend
 from conversation_engine.tools.catalogue import (
     CONTROL_TOOLS,
-    ToolCatalogue,
+    handoff_not_executed,
     handoff_result,
     handoff_target,
 )
-from conversation_engine.tools.default import default_tool_backend
 from conversation_engine.tools.session import SessionTools
 
 logger = logging.getLogger(__name__)
@@ -107,26 +105,21 @@ class LegacyConversationEngine(ContractEngine):
 
     def __init__(
         self,
-        openai_wrapper: OpenAIWrapper,
+        openai_wrapper: Any,
         prompt_spec_name: str = "default_prompts",
         *,
         tool_backend: ToolBackend | None = None,
         client_data: Any = None,
         settings: Settings | None = None,
     ) -> None:
-        self.settings = settings or get_settings()
-        self.openai = openai_wrapper
-        self.prompt_spec_name = prompt_spec_name
-        self.tool_backend = tool_backend or default_tool_backend(
-            self.settings, openai_wrapper.service_http_client
+        super().__init__(
+            openai_wrapper,
+            prompt_spec_name,
+            tool_backend=tool_backend,
+            client_data=client_data,
+            settings=settings,
         )
-        catalogue: ToolCatalogue = SessionTools("validation", self.tool_backend).catalogue
-        self.prompt_specification: PromptSpec = load_prompt_spec(
-            prompt_spec_name, spec_dir=self.settings.PROMPTS_DIR, tool_names=catalogue.names
-        )
-        self.client_data = client_data or default_client_data(
-            self.settings, openai_wrapper.service_http_client
-        )
+        catalogue = self.catalogue
         # Schemas depend on the spec's tools and handoffs only, never on the variables.
         spec = self.prompt_specification
         self.tool_schemas: dict[str, list[dict[str, Any]]] = {
@@ -303,9 +296,7 @@ class _LegacyConversation:
                 if name not in offered or target not in self.service_agents:
                     result = {"error": f"Invalid handoff target: {target}"}
                 elif outcome.handoff_to is not None:
-                    result = {
-                        "error": f"Already handed off to {outcome.handoff_to}; one handoff per reply."
-                    }
+                    result = handoff_not_executed(outcome.handoff_to)
                 else:
                     result = handoff_result(target)
                     outcome.handoff_to = target
@@ -393,12 +384,11 @@ def _tool_calls_of(reply: Any) -> list[ToolCall]:
         name = getattr(function, "name", None)
         if not name:
             continue
-        arguments = getattr(function, "arguments", None)
         calls.append(
             ToolCall(
                 id=getattr(raw, "id", None) or f"call_{uuid.uuid4().hex[:24]}",
                 function=FunctionCall(
-                    name=name, arguments=arguments if isinstance(arguments, str) else "{}"
+                    name=name, arguments=tool_call_arguments(getattr(function, "arguments", None))
                 ),
             )
         )

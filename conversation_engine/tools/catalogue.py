@@ -191,6 +191,20 @@ def handoff_result(target: str) -> dict[str, str]:
     }
 
 
+def handoff_not_executed(executed_target: str) -> dict[str, str]:
+    """The result of a handoff that did not run because another one in the same reply did.
+
+    Both engines execute only the first valid handoff of a reply (AutoGen's Swarm can switch
+    to one agent only); every later one is recorded with this error, never as completed.
+    """
+    return {
+        "error": (
+            f"Not executed: the handoff to {executed_target} in the same reply ran first; "
+            "one handoff per reply."
+        )
+    }
+
+
 def end_call_result(reason: str) -> dict[str, str]:
     return {"status": "call_ended", "reason": reason}
 

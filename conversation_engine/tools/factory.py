@@ -82,8 +82,11 @@ class CatalogueTool(BaseTool[AnyArguments, BaseModel]):
     ) -> Any:
         # The raw mapping goes straight to SessionTools: a pydantic round trip could alter
         # what the model sent, and validation belongs to the backend.
+        # Arguments that are JSON but no object get the same error result as in the legacy
+        # engine ("expected an object").
+        raw = dict(args) if isinstance(args, Mapping) else json.dumps(args, default=str)
         try:
-            result = await self._session_tools.execute(self.name, dict(args))
+            result = await self._session_tools.execute(self.name, raw)
         except asyncio.CancelledError:
             if not cancellation_token.is_cancelled():
                 raise
@@ -92,7 +95,8 @@ class CatalogueTool(BaseTool[AnyArguments, BaseModel]):
             # and the team's runtime with it; a result lets the agent reach its next model
             # call, which the cancelled token stops at once.
             return json.dumps({"error": CANCELLED_TOOL_CALL})
-        event_logger.info(ToolCallEvent(tool_name=self.name, arguments=dict(args), result=result))
+        arguments = raw if isinstance(raw, dict) else {"arguments": raw}
+        event_logger.info(ToolCallEvent(tool_name=self.name, arguments=arguments, result=result))
         return result
 
     def return_value_as_string(self, value: Any) -> str:

@@ -16,7 +16,11 @@ from typing import Any
 
 import httpx
 
-from conversation_engine.redaction import hide_credentials_in_http_logs
+from conversation_engine.redaction import (
+    hide_credentials_in_http_logs,
+    redact_secrets,
+    register_url_credentials,
+)
 from conversation_engine.tools.catalogue import BUSINESS_TOOLS, strip_execution_message
 
 logger = logging.getLogger(__name__)
@@ -31,6 +35,7 @@ class _AttemptFailed(Exception):
     """One attempt failed; `retryable` says whether another attempt may succeed."""
 
     def __init__(self, kind: str, details: str, *, retryable: bool) -> None:
+        details = redact_secrets(details)  # a tool API may echo its credentials
         super().__init__(f"{kind}, {details}")
         self.kind = kind
         self.details = details
@@ -68,6 +73,7 @@ class HttpToolBackend:
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient()
         hide_credentials_in_http_logs()  # the URL may carry a user and password
+        register_url_credentials(base_url)  # ... which an error message may echo
 
     def tool_schemas(self) -> dict[str, dict[str, Any]]:
         return dict(BUSINESS_TOOLS)

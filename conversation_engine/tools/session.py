@@ -87,7 +87,7 @@ class SessionTools:
             return {}
         try:
             parsed = json.loads(arguments)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             return f"Invalid JSON arguments for {name}: {exc}"
         if not isinstance(parsed, dict):
             return f"Invalid JSON arguments for {name}: expected an object, got {type(parsed).__name__}"

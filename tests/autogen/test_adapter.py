@@ -249,3 +249,57 @@ def test_usage() -> None:
     messages = conversation()
     assert usage_of(messages) == RequestUsage(prompt_tokens=210, completion_tokens=30)
     assert count_model_calls(messages) == 6
+
+
+def test_of_two_handoffs_in_one_reply_only_the_first_is_completed() -> None:
+    # AutoGen executes both handoff tools but hands off only to the first target.
+    calls = [
+        FunctionCall(id="c1", name="handoff_billing", arguments="{}"),
+        FunctionCall(id="c2", name="handoff_support", arguments="{}"),
+        FunctionCall(id="c3", name="handoff_nobody", arguments="{}"),
+    ]
+    results = [
+        FunctionExecutionResult(content="ok", name="handoff_billing", call_id="c1"),
+        FunctionExecutionResult(content="ok", name="handoff_support", call_id="c2"),
+        FunctionExecutionResult(
+            content="Error: tool 'handoff_nobody' not found",
+            name="handoff_nobody",
+            call_id="c3",
+            is_error=True,
+        ),
+    ]
+    messages = [
+        HandoffMessage(
+            source="client", target="agent", content="Invoice, please.", created_at=at(1)
+        ),
+        ToolCallRequestEvent(source="agent", content=calls, created_at=at(2)),
+        ToolCallExecutionEvent(source="agent", content=results, created_at=at(3)),
+        HandoffMessage(source="agent", target="billing", content="Transferred", created_at=at(3)),
+        TextMessage(source="billing", content="Billing here.", created_at=at(4)),
+    ]
+    history = ConversationAdapter().to_history(messages)
+    first, second, third = history[1].tool_results
+    assert first["status"] == "handoff_completed" and first["target_agent"] == "billing"
+    assert second == {
+        "error": "Not executed: the handoff to billing in the same reply ran first; "
+        "one handoff per reply."
+    }
+    assert third == {"error": "Invalid handoff target: nobody"}
+    assert history[2].speaker == "agent_billing"
+
+
+def test_arguments_that_are_not_a_string_are_recorded_as_json_text() -> None:
+    messages = [
+        ToolCallRequestEvent(
+            source="agent",
+            content=[FunctionCall(id="c1", name="get_cart", arguments=None)],  # type: ignore[arg-type]
+            created_at=at(1),
+        ),
+        ToolCallExecutionEvent(
+            source="agent",
+            content=[FunctionExecutionResult(content="{}", name="get_cart", call_id="c1")],
+            created_at=at(2),
+        ),
+    ]
+    (entry,) = ConversationAdapter().to_history(messages)
+    assert entry.tool_calls is not None and entry.tool_calls[0].function.arguments == "{}"

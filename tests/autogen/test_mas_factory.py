@@ -86,3 +86,36 @@ async def test_termination_fires_on_the_same_events() -> None:
     assert both == "Text message received from 'agent', Text 'TERMINATE' mentioned"
     capped = await fired([call("get_cart"), result("get_cart")] * 2, max_calls=2)
     assert capped is not None and capped.startswith(MODEL_CALL_CAP_REASON)
+
+
+def test_the_service_agent_s_hooks_are_the_ones_autogen_0_7_5_calls() -> None:
+    # ServiceAgent changes AssistantAgent through two static hooks of its tool loop; if an
+    # AutoGen upgrade stops calling them through `cls`, these fixes silently stop working.
+    import inspect
+
+    from autogen_agentchat.agents import AssistantAgent
+
+    from conversation_engine.autogen.mas_factory import ServiceAgent
+
+    loop = inspect.getsource(AssistantAgent._process_model_result)
+    assert "cls._execute_tool_call(" in loop and "cls._check_and_handle_handoff(" in loop
+    assert ServiceAgent._execute_tool_call is not AssistantAgent._execute_tool_call
+    assert ServiceAgent._check_and_handle_handoff is not AssistantAgent._check_and_handle_handoff
+
+
+async def test_a_tool_call_autogen_cannot_parse_becomes_an_error_result() -> None:
+    import asyncio
+
+    from conversation_engine.autogen.mas_factory import ServiceAgent
+
+    call = FunctionCall(id="c1", name="get_cart", arguments="[" * 100_000)
+    executed, result = await ServiceAgent._execute_tool_call(
+        tool_call=call,
+        workbench=[],
+        handoff_tools=[],
+        agent_name="agent",
+        cancellation_token=CancellationToken(),
+        stream=asyncio.Queue(),
+    )
+    assert result.is_error and "RecursionError" in result.content
+    assert executed.id == "c1" and executed.name == "get_cart"

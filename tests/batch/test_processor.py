@@ -19,10 +19,11 @@ import pytest
 
 from conversation_engine.batch import BatchProcessor, BatchProgress
 from conversation_engine.batch.rows import FAILED_COMMENT, scenario_seed
-from conversation_engine.batch.storage import JOB_FILE, RESULTS_FILE, read_results
+from conversation_engine.batch.storage import JOB_FILE, RESULTS_FILE, SCENARIOS_FILE, read_results
 from conversation_engine.errors import ScenarioError, SpecError, UserInputError
 from conversation_engine.llm import OpenAIWrapper
 from conversation_engine.settings import get_settings
+from tests.full_disk import full_disk, rows_in
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = get_settings().FIXTURES_DIR / "scenarios" / "smoke.json"
@@ -203,7 +204,8 @@ async def test_legacy_api_and_status_flow(wrapper: OpenAIWrapper, tmp_path: Path
         await processor.run_batch(batch_id)
     # Everything is on disk for a new process.
     saved = json.loads((tmp_path / batch_id / JOB_FILE).read_text())
-    assert saved["status"] == "completed" and len(saved["scenarios"]) == 4
+    assert saved["status"] == "completed" and "scenarios" not in saved  # written once, beside
+    assert len(json.loads((tmp_path / batch_id / SCENARIOS_FILE).read_text())) == 4
     assert "results" not in saved
     for name in ("results.ndjson", "results.csv", "results.json", "summary.json"):
         assert (tmp_path / batch_id / name).is_file()
@@ -553,3 +555,128 @@ async def test_resume_after_sigkill_runs_every_scenario_exactly_once(
     assert keys(result["results"]) == [(i, 0) for i in range(16)]
     assert len(CountingEngine.calls) == 16 - len(before)
     assert fresh.get_batch_status(batch_id)["resumed_count"] == 1  # type: ignore[index]
+
+
+# ---------------------------------------------------------------------------- scale
+
+
+async def test_the_status_file_does_not_grow_with_the_batch(
+    wrapper: OpenAIWrapper, tmp_path: Path
+) -> None:
+    sizes = {}
+    for count in (10, 3000):
+        processor = BatchProcessor(wrapper, 4, engine=COUNTING, output_dir=tmp_path / str(count))
+        batch_id = processor.create_batch_job(scenarios(count), prompt_spec_name=SPEC)
+        batch_dir = tmp_path / str(count) / batch_id
+        sizes[count] = (batch_dir / JOB_FILE).stat().st_size
+        assert "scenarios" not in json.loads((batch_dir / JOB_FILE).read_text())
+        assert len(json.loads((batch_dir / SCENARIOS_FILE).read_text())) == count
+    assert sizes[3000] <= sizes[10] + 8  # a few more digits in the counters, nothing else
+
+
+async def test_scenarios_are_written_once_and_the_status_often(
+    wrapper: OpenAIWrapper, tmp_path: Path
+) -> None:
+    processor = BatchProcessor(wrapper, 4, engine=COUNTING, output_dir=tmp_path, evaluate=False)
+    batch_id = processor.create_batch_job(scenarios(40, DELAY=0.05), prompt_spec_name=SPEC)
+    written = (tmp_path / batch_id / SCENARIOS_FILE).stat()
+    result = await processor.run_batch(batch_id)
+    assert result["status"] == "completed"
+    after = (tmp_path / batch_id / SCENARIOS_FILE).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+
+
+async def test_status_saves_never_block_the_event_loop(
+    wrapper: OpenAIWrapper, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A slow disk for the status file only: every fsync of batch.json takes 0.3 s.
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        if "batch.json" in os.readlink(f"/proc/self/fd/{fd}"):
+            time.sleep(0.3)
+        real_fsync(fd)
+
+    processor = BatchProcessor(wrapper, 4, engine=COUNTING, output_dir=tmp_path, evaluate=False)
+    batch_id = processor.create_batch_job(scenarios(48, DELAY=0.05), prompt_spec_name=SPEC)
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        result = await processor.run_batch(batch_id)
+    finally:
+        done.set()
+        await ticking
+    assert result["status"] == "completed"
+    assert max(gaps) < 0.2, f"the event loop stood still for {max(gaps):.2f} s"
+
+
+async def test_a_batch_runs_through_a_bounded_number_of_tasks(
+    wrapper: OpenAIWrapper, tmp_path: Path
+) -> None:
+    processor = BatchProcessor(wrapper, 4, engine=COUNTING, output_dir=tmp_path, evaluate=False)
+    batch_id = processor.create_batch_job(scenarios(400), prompt_spec_name=SPEC)
+    before = len(asyncio.all_tasks())
+    peak = 0
+
+    def sample(_: BatchProgress) -> None:
+        nonlocal peak
+        peak = max(peak, len(asyncio.all_tasks()) - before)
+
+    result = await processor.run_batch(batch_id, on_progress=sample)
+    assert result["status"] == "completed" and len(result["results"]) == 400
+    assert peak <= 4 + 2, f"{peak} tasks for a batch of 400 at concurrency 4"
+
+
+async def test_a_batch_folder_from_before_scenarios_json_is_still_resumable(
+    wrapper: OpenAIWrapper, tmp_path: Path
+) -> None:
+    processor = BatchProcessor(wrapper, 2, engine=COUNTING, output_dir=tmp_path, evaluate=False)
+    batch_id = processor.create_batch_job(scenarios(4), prompt_spec_name=SPEC)
+    batch_dir = tmp_path / batch_id
+    # The old layout: the scenarios inside batch.json, no scenarios.json.
+    job = json.loads((batch_dir / JOB_FILE).read_text())
+    job["scenarios"] = json.loads((batch_dir / SCENARIOS_FILE).read_text())
+    (batch_dir / JOB_FILE).write_text(json.dumps(job))
+    (batch_dir / SCENARIOS_FILE).unlink()
+
+    fresh = BatchProcessor(wrapper, 2, engine=COUNTING, output_dir=tmp_path, evaluate=False)
+    result = await fresh.resume_batch(batch_id)
+    assert result["status"] == "completed"
+    assert keys(result["results"]) == [(i, 0) for i in range(4)]
+    assert len(json.loads((batch_dir / SCENARIOS_FILE).read_text())) == 4
+    assert "scenarios" not in json.loads((batch_dir / JOB_FILE).read_text())
+
+
+async def test_a_full_disk_stops_the_batch_and_a_resume_runs_the_rest_once(
+    wrapper: OpenAIWrapper, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    processor = BatchProcessor(wrapper, 2, engine=COUNTING, output_dir=tmp_path, evaluate=False)
+    batch_id = processor.create_batch_job(scenarios(10, DELAY=0.01), prompt_spec_name=SPEC)
+    free = full_disk(monkeypatch, tmp_path, when=rows_in(tmp_path, 3))
+    result = await processor.run_batch(batch_id)  # returns: nothing is raised for a full disk
+    assert result["status"] == "failed" and "No space left on device" in result["error"]
+    assert 3 <= len(result["results"]) < 10
+    saved = json.loads((tmp_path / batch_id / JOB_FILE).read_text())
+    assert saved["status"] == "failed" and "No space left on device" in saved["error_message"]
+    assert keys(read_results(tmp_path / batch_id / RESULTS_FILE)) == keys(result["results"])
+    free()
+    CountingEngine.reset()
+    resumed = await BatchProcessor(
+        wrapper, 2, engine=COUNTING, output_dir=tmp_path, evaluate=False
+    ).resume_batch(batch_id)
+    assert resumed["status"] == "completed"
+    assert keys(resumed["results"]) == [(i, 0) for i in range(10)]
+    assert len(CountingEngine.calls) == 10 - len(result["results"])
+    lines = (tmp_path / batch_id / RESULTS_FILE).read_bytes().splitlines()
+    assert sorted(keys([json.loads(line) for line in lines])) == [(i, 0) for i in range(10)]

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import os
+import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
 from conversation_engine.batch.storage import (
     LEGACY_CSV_COLUMNS,
+    RESULTS_FILE,
     BatchNotFoundError,
     ResultsLog,
     ResultStorage,
@@ -23,7 +29,10 @@ from conversation_engine.batch.storage import (
     summarize,
     write_json_atomic,
 )
-from conversation_engine.errors import UserInputError
+from conversation_engine.errors import OutputTargetError, UserInputError
+from conversation_engine.safe_text import without_surrogates
+from tests.full_disk import full_disk
+from tests.hostile_text import as_json_reads_it, hostile_text
 
 
 def row(index: int, trial: int = 0, **extra: Any) -> dict[str, Any]:
@@ -244,3 +253,80 @@ def test_summary_of_nothing() -> None:
     assert summary.total_conversations == 0 and summary.success_rate == 0.0
     assert summary.score_statistics.mean is None
     assert summarize([row(0)]).score_statistics.std == 0.0
+
+
+# ------------------------------------------------------------------------------ any text, any disk
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=hostile_text)
+def test_any_text_in_a_row_is_stored_and_read_back(text: str) -> None:
+    hostile = row(0, scenario=text, comment=text, conversation_history=[{"content": text}])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / RESULTS_FILE
+        with ResultsLog(path) as log:
+            log.append(hostile)
+            log.append(row(1))
+        path.read_bytes().decode("utf-8")  # valid UTF-8: a lone surrogate is escaped
+        assert read_results(path) == as_json_reads_it([hostile, row(1)])
+        storage = ResultStorage(tmp)
+        rows = [hostile, row(1)]
+        assert json.loads(render_json("b", rows, "t"))["results"] == as_json_reads_it(rows)
+        lines = render_ndjson("b", rows, "t").split("\n")
+        assert lines.pop() == "" and len(lines) == 2  # one line per row, whatever the text
+        assert json.loads(lines[0])["comment"] == as_json_reads_it(text)
+        assert len(render_ndjson("b", rows, "t").splitlines()) == 2  # U+2028 etc. escaped
+        table = list(csv.reader(io.StringIO(render_csv(rows))))
+        assert table[1][LEGACY_CSV_COLUMNS.index("comment")] == without_surrogates(text)
+        (Path(tmp) / "b").mkdir()
+        for file in storage.write_exports("b", rows).values():
+            if file.exists():
+                file.read_bytes().decode("utf-8")
+
+
+def test_a_job_file_never_replaces_a_special_file_or_leaves_a_partial(tmp_path: Path) -> None:
+    fifo = tmp_path / "batch.json"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputTargetError, match="named pipe"):
+        write_json_atomic(fifo, {"status": "running"})
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(OutputTargetError, match="directory"):
+        write_json_atomic(tmp_path / "dir.json", {})
+    with pytest.raises(OutputTargetError, match="named pipe"):
+        ResultsLog(fifo)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["batch.json", "dir.json"]
+
+
+def test_a_full_disk_keeps_the_old_file_and_no_partial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "summary.json"
+    write_json_atomic(path, {"rows": 1})
+    full_disk(monkeypatch, tmp_path)
+    with pytest.raises(OSError) as raised:
+        write_json_atomic(path, {"rows": 2})
+    assert raised.value.errno == errno.ENOSPC
+    assert json.loads(path.read_text()) == {"rows": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_on_a_full_disk_the_status_file_is_still_updated_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = ResultStorage(tmp_path)
+    storage.save_job("b", {"status": "running", "error_message": None, "padding": "x" * 200})
+    full_disk(monkeypatch, tmp_path)
+    storage.save_job("b", {"status": "failed", "error_message": "No space left on device"})
+    assert storage.load_job("b") == {"status": "failed", "error_message": "No space left on device"}
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["batch.json"]
+
+
+def test_scenarios_are_saved_once_beside_the_status(tmp_path: Path) -> None:
+    storage = ResultStorage(tmp_path)
+    assert not storage.has_scenarios("b")
+    storage.save_scenarios("b", [{"name": "x \ud800", "variables": {}}])
+    assert storage.load_scenarios("b") == [{"name": "x \ud800", "variables": {}}]
+    (tmp_path / "c").mkdir()
+    with pytest.raises(BatchNotFoundError, match="cannot be resumed"):
+        storage.load_scenarios("c")

@@ -116,8 +116,7 @@ def test_a_bad_engine_name_is_exit_2_with_one_sentence(tmp_path: Path) -> None:
     for engine, expected in (
         (
             "nosuch",
-            "Engine 'nosuch' is neither 'autogen', 'legacy' nor of the form "
-            "'package.module:Class'.",
+            "Engine 'nosuch' is not 'autogen', 'legacy', 'rollout' or 'package.module:Class'.",
         ),
         (
             "conversation_engine.legacy.engine:Nope",

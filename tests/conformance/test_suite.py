@@ -13,6 +13,7 @@ import pytest
 from conversation_engine.autogen.engine import AutogenConversationEngine
 from conversation_engine.conformance import CHECKS, Harness, check_engine
 from conversation_engine.conformance.checks import cart_from_history, normalised_history
+from conversation_engine.conformance.harness import CONFORMANCE_CLIENT_SESSION_ID
 from conversation_engine.legacy import LegacyConversationEngine
 from conversation_engine.llm import OpenAIWrapper
 
@@ -85,6 +86,14 @@ class SwallowedSessionId(CorruptingEngine):
 
     def corrupt(self, result: dict[str, Any]) -> dict[str, Any]:
         result["session_id"] = str(uuid.uuid4())
+        return result
+
+
+class AdoptedClientSessionId(CorruptingEngine):
+    """Reports the client data's session id as its own, as the legacy engine did."""
+
+    def corrupt(self, result: dict[str, Any]) -> dict[str, Any]:
+        result["session_id"] = CONFORMANCE_CLIENT_SESSION_ID
         return result
 
 
@@ -226,11 +235,21 @@ async def test_completed_on_timeout_fails_timeout() -> None:
 async def test_swallowed_session_id_fails_session_checks() -> None:
     failures = await failures_of(SwallowedSessionId, "session_id")
     text = "\n".join(failures)
-    assert f"session_id: {ORDER}: result session_id" in text
-    assert "is not the client data's session id" in text
-    assert "the shop's cart for session" in text
+    assert f"session_id: {ORDER}: the shop's cart for session" in text
     isolation = await failures_of(SwallowedSessionId, "session_isolation")
     assert any(f.startswith("session_isolation: ") for f in isolation)
+
+
+async def test_adopting_the_client_data_session_id_fails_session_checks() -> None:
+    failures = await failures_of(AdoptedClientSessionId, "session_id")
+    text = "\n".join(failures)
+    assert (
+        f"session_id: {ORDER}: result session_id '{CONFORMANCE_CLIENT_SESSION_ID}' is the client "
+        "data's session id"
+    ) in text
+    assert f"session id '{CONFORMANCE_CLIENT_SESSION_ID}' is shared by" in text
+    isolation = await failures_of(AdoptedClientSessionId, "session_isolation")
+    assert any("the results use the client data's session ids" in f for f in isolation), isolation
 
 
 async def test_null_content_fails_content_check() -> None:

@@ -549,3 +549,17 @@ async def test_a_timeout_error_not_caused_by_the_deadline_is_a_failure(simulated
     conforms(result)
     assert result["status"] == "failed"
     assert result["error_type"] == "TimeoutError"
+
+
+def test_tool_call_arguments_are_read_as_the_autogen_engine_reads_them() -> None:
+    from types import SimpleNamespace
+
+    from conversation_engine.legacy.engine import _tool_calls_of
+
+    def raw(arguments: Any) -> SimpleNamespace:
+        return SimpleNamespace(
+            id="c1", function=SimpleNamespace(name="get_cart", arguments=arguments)
+        )
+
+    reply = SimpleNamespace(tool_calls=[raw(None), raw(""), raw('{"a": 1}'), raw("[1")])
+    assert [c.function.arguments for c in _tool_calls_of(reply)] == ["{}", "{}", '{"a": 1}', "[1"]

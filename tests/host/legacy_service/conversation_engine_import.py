@@ -1,0 +1,1 @@
+from conversation_engine import AutogenConversationEngine as ConversationEngine  # noqa: F401
