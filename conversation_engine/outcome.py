@@ -19,6 +19,7 @@ from typing import Any
 from conversation_engine.contract import (
     ConversationResult,
     ConversationStatus,
+    EndReason,
     HistoryEntry,
     Usage,
     is_geo_block,
@@ -95,7 +96,7 @@ class ConversationOutcome:
     history: list[HistoryEntry] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     seed: int | None = None
-    end_reason: str | None = None
+    end_reason: EndReason | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     """Additive keys an engine wants on the result (documented where it sets them)."""
 
@@ -125,7 +126,7 @@ class ConversationOutcome:
         return _stored(ConversationResult(**self._base(ConversationStatus.COMPLETED)))
 
     def timed_out(self, timeout_sec: float) -> dict[str, Any]:
-        self.end_reason = "timeout"
+        self.end_reason = EndReason.TIMEOUT
         data = self._base(ConversationStatus.TIMEOUT)
         data.update(
             error=f"Conversation timeout after {timeout_sec:g} seconds",
@@ -137,7 +138,9 @@ class ConversationOutcome:
     def failed(self, error: BaseException, **context: Any) -> dict[str, Any]:
         status, message, error_type = classify_error(error)
         self.end_reason = (
-            "api_blocked" if status is ConversationStatus.FAILED_API_BLOCKED else "error"
+            EndReason.API_BLOCKED
+            if status is ConversationStatus.FAILED_API_BLOCKED
+            else EndReason.ERROR
         )
         data = self._base(status)
         data.update(

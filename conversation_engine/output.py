@@ -163,27 +163,32 @@ def refuse_non_regular(path: Path) -> None:
         )
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to the file descriptor `fd` (`os.write` may write less at once)."""
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
 
 
-def replace_file(path: Path, data: bytes) -> None:
-    """Replace `path` by a file holding `data`; a reader (or a crash) never sees half of it.
+def replace_file(path: Path, data: bytes | str) -> None:
+    """Replace `path` by a file holding `data` (text is written as UTF-8); a reader (or a
+    crash) never sees half of it. The one atomic write: every file the package replaces
+    (batch status, scenarios, exports, summary, reports, `run`'s results) goes through it.
 
     Never replaces anything but a regular file (`OutputTargetError`). On a failure (a full
     disk) `path` is left as it was and the partial file is removed; the error is raised.
     """
     path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
     refuse_non_regular(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}-{next(_partials)}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -206,7 +211,7 @@ def overwrite_in_place(path: Path, data: bytes) -> bool:
         return False
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
-        _write_all(fd, data + b" " * max(0, found.st_size - len(data)))
+        write_all(fd, data + b" " * max(0, found.st_size - len(data)))
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -233,5 +238,6 @@ __all__ = [
     "overwrite_in_place",
     "refuse_non_regular",
     "replace_file",
+    "write_all",
     "write_output_file",
 ]

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import openai
 
+from conversation_engine.contract import ConversationStatus
 from conversation_engine.engines import create_engine, engine_label, resolve_engine
 from conversation_engine.host import HostService
 from conversation_engine.outcome import ConversationOutcome
@@ -73,7 +74,7 @@ def is_engine_fault(result: Mapping[str, Any]) -> bool:
     An engine that cannot be built for the spec counts too, whatever the error: the baseline
     may well run a spec that the candidate's stricter validation refuses.
     """
-    if result.get("status") != "failed":
+    if result.get("status") != ConversationStatus.FAILED:
         return False
     context = result.get("error_context")
     if isinstance(context, Mapping) and context.get("stage") == CONSTRUCTION_STAGE:

@@ -37,7 +37,7 @@ from conversation_engine.autogen.mas_factory import (
     TERMINATE_WORD,
     AutogenMASFactory,
 )
-from conversation_engine.contract import CLIENT_SPEAKER, END_CALL_TOOL
+from conversation_engine.contract import CLIENT_SPEAKER, END_CALL_TOOL, EndReason
 from conversation_engine.deadline import CANCEL_GRACE_SECONDS, cancel_and_wait
 from conversation_engine.engine_base import ContractEngine, Conversation
 from conversation_engine.outcome import ConversationOutcome, unwrap_error
@@ -164,7 +164,7 @@ class _SwarmConversation:
             task = None if pending is None else self._client_message(pending)
             run = await self._agent_turn(task)
             if self._agent_ended_call(run):
-                self.outcome.end_reason = "agent_end_call"
+                self.outcome.end_reason = EndReason.AGENT_END_CALL
                 return
             if client_opens and exchange == max_turns:
                 break
@@ -176,13 +176,13 @@ class _SwarmConversation:
                         source=CLIENT_SPEAKER, content=[reply.end_call], created_at=reply.created_at
                     )
                 )
-                self.outcome.end_reason = "client_end_call"
+                self.outcome.end_reason = EndReason.CLIENT_END_CALL
                 return
             pending = reply.text
             if exchange == max_turns:
                 # The client's last words are part of the transcript even though no run follows.
                 self.messages.append(self._client_message(pending))
-        self.outcome.end_reason = "max_turns"
+        self.outcome.end_reason = EndReason.MAX_TURNS
 
     def _client_message(self, text: str) -> HandoffMessage:
         return HandoffMessage(source=CLIENT_SPEAKER, target=self.last_agent, content=text)

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from conversation_engine.batch.rows import BatchRow
+
 
 class BatchStatus(StrEnum):
     PENDING = "pending"
@@ -29,7 +31,8 @@ class BatchJob(BaseModel):
 
     `current_stage` goes `pending` → `initializing` → `processing_scenarios` →
     `processing (N active)` → `finalizing` → `completed` (or `failed` / `cancelled`).
-    `results` lives in memory only; on disk the rows are in `results.ndjson`.
+    `results` (`BatchRow`s, in finishing order) lives in memory only; on disk the rows are in
+    `results.ndjson`.
     """
 
     batch_id: str
@@ -48,7 +51,7 @@ class BatchJob(BaseModel):
     failed_scenarios: int = 0
     """Runs finished as `failed` or `failed_api_blocked`."""
     progress_percentage: float = 0.0
-    results: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
+    results: list[BatchRow] = Field(default_factory=list, exclude=True)
     error_message: str | None = None
     current_stage: str = "pending"
     scenarios_in_progress: int = 0
@@ -82,5 +85,5 @@ class BatchProgress:
     failed: int
     active: int
     total: int
-    row: dict[str, Any] | None = None
+    row: BatchRow | None = None
     """The row that just finished, if the event is for a finished run."""

@@ -44,13 +44,18 @@ from typing import Any
 
 from conversation_engine.batch.evaluator import EVALUATED_STATUSES, ConversationEvaluator
 from conversation_engine.batch.job import BatchJob, BatchProgress, BatchStatus
-from conversation_engine.batch.rows import build_row, exception_result, is_failed, trial_scenario
+from conversation_engine.batch.rows import (
+    BatchRow,
+    RowKey,
+    build_row,
+    exception_result,
+    trial_scenario,
+)
 from conversation_engine.batch.storage import (
     BatchNotFoundError,
     ResultsLog,
     ResultStorage,
     now_iso,
-    row_key,
     sorted_rows,
 )
 from conversation_engine.contract import contract_violations
@@ -206,7 +211,7 @@ class BatchProcessor:
             return None
 
     def get_batch_results(self, batch_id: str) -> list[dict[str, Any]] | None:
-        """The rows so far, in scenario and trial order; None for an unknown id."""
+        """The rows so far, in scenario and trial order, as plain dicts; None for an unknown id."""
         try:
             return sorted_rows(self._job(batch_id).results)
         except BatchNotFoundError:
@@ -313,14 +318,17 @@ class BatchProcessor:
                 job = self._reload(batch_id)
                 job.resumed_count += 1
             else:
-                job.results = self.storage.read_results(batch_id)
+                job.results = self.storage.read_rows(batch_id)
                 self._recount(job)
-            done = {row_key(row) for row in job.results}
+            done = {row.key for row in job.results}
             pairs = [
-                (index, trial)
-                for index in range(len(job.scenarios))
-                for trial in range(job.repeat)
-                if (index, trial) not in done
+                key
+                for key in (
+                    RowKey(index, trial)
+                    for index in range(len(job.scenarios))
+                    for trial in range(job.repeat)
+                )
+                if key not in done
             ]
             self._cancelled.discard(batch_id)
             self._storage_errors.pop(batch_id, None)
@@ -369,7 +377,7 @@ class BatchProcessor:
         job: BatchJob,
         engine: Any,
         evaluator: ConversationEvaluator | None,
-        pairs: Sequence[tuple[int, int]],
+        pairs: Sequence[RowKey],
         log: ResultsLog,
         run: _RunState,
     ) -> None:
@@ -431,7 +439,7 @@ class BatchProcessor:
         async with semaphore:
             if job.batch_id in self._cancelled:
                 return
-            key = (index, trial)
+            key = RowKey(index, trial)
             run.stage(key, _STAGE_STARTED)
             await run.report(None)
             try:
@@ -451,7 +459,7 @@ class BatchProcessor:
                 )
             finally:
                 run.stage(key, None)
-            if job.batch_id in self._cancelled and is_failed(row):
+            if job.batch_id in self._cancelled and row.is_failed:
                 # Most likely the cancellation itself, caught by the engine: let a resume rerun it.
                 return
             # No await between here and the append: a cancel cannot split a row from its count.
@@ -477,11 +485,11 @@ class BatchProcessor:
         index: int,
         trial: int,
         run: _RunState,
-    ) -> dict[str, Any]:
+    ) -> BatchRow:
         scenario, seed = trial_scenario(job.scenarios[index], trial)
         method_name = "run_conversation_with_tools" if job.use_tools else "run_conversation"
         started = time.monotonic()
-        run.stage((index, trial), _STAGE_CONVERSATION)
+        run.stage(RowKey(index, trial), _STAGE_CONVERSATION)
         try:
             result: Any = await getattr(engine, method_name)(
                 scenario, job.max_turns, job.timeout_sec
@@ -505,7 +513,7 @@ class BatchProcessor:
             result = {**result, "duration_seconds": round(time.monotonic() - started, 3)}
         evaluation = None
         if evaluator is not None and result.get("status") in EVALUATED_STATUSES:
-            run.stage((index, trial), _STAGE_EVALUATION)
+            run.stage(RowKey(index, trial), _STAGE_EVALUATION)
             evaluation = await evaluator.evaluate_conversation(result, scenario.get("variables"))
         return build_row(
             result,
@@ -593,7 +601,7 @@ class BatchProcessor:
             except OSError as error:
                 logger.warning("Could not write the scenarios of batch %s: %s", batch_id, error)
                 self._inline_scenarios.add(batch_id)
-        job.results = self.storage.read_results(batch_id)
+        job.results = self.storage.read_rows(batch_id)
         self._recount(job)
         self.jobs[batch_id] = job
         return job
@@ -601,15 +609,15 @@ class BatchProcessor:
     @staticmethod
     def _recount(job: BatchJob) -> None:
         job.completed_scenarios = len(job.results)
-        job.failed_scenarios = sum(is_failed(row) for row in job.results)
+        job.failed_scenarios = sum(row.is_failed for row in job.results)
         if job.total_scenarios:
             job.progress_percentage = round(100 * job.completed_scenarios / job.total_scenarios, 1)
 
     @staticmethod
-    def _count(job: BatchJob, row: Mapping[str, Any]) -> None:
+    def _count(job: BatchJob, row: BatchRow) -> None:
         """The counters after one more row: O(1), whatever the batch size."""
         job.completed_scenarios += 1
-        job.failed_scenarios += is_failed(row)
+        job.failed_scenarios += row.is_failed
         if job.total_scenarios:
             job.progress_percentage = round(100 * job.completed_scenarios / job.total_scenarios, 1)
 
@@ -711,9 +719,9 @@ class _RunState:
         self.job = job
         self.progress_callback = progress_callback
         self.on_progress = on_progress
-        self.weights: dict[tuple[int, int], float] = {}
+        self.weights: dict[RowKey, float] = {}
 
-    def stage(self, key: tuple[int, int], weight: float | None) -> None:
+    def stage(self, key: RowKey, weight: float | None) -> None:
         if weight is None:
             self.weights.pop(key, None)
         else:
@@ -728,7 +736,7 @@ class _RunState:
             progress = (len(job.results) + sum(self.weights.values())) / job.total_scenarios
             job.progress_percentage = round(100 * progress, 1)
 
-    async def report(self, row: dict[str, Any] | None) -> None:
+    async def report(self, row: BatchRow | None) -> None:
         job = self.job
         if self.on_progress is not None:
             event = BatchProgress(

@@ -12,10 +12,12 @@ Layout of one batch, under the output directory (default `RESULTS_DIR`, `results
 <out>/<batch_id>/summary.json    counts, score/turn/duration statistics, tokens and cost
 ```
 
-`results.ndjson` is the source of truth. Each row is written with one `write` of the whole
-line and `fsync`ed before the next, so a crash can only leave an incomplete *last* line; a
-reader ignores it and the next writer cuts it off. A resumed batch therefore sees exactly the
-rows that were complete, and runs only the scenario-trials missing from them.
+`results.ndjson` is the source of truth. Its rows are `BatchRow`s (`batch.rows`), read with
+`read_rows` (`read_results` gives them as plain dicts) and written back byte for byte as they
+were read. Each row is written with one `write` of the whole line and `fsync`ed before the
+next, so a crash can only leave an incomplete *last* line; a reader ignores it and the next
+writer cuts it off. A resumed batch therefore sees exactly the rows that were complete, and
+runs only the scenario-trials missing from them.
 
 Text is stored as it came, whatever it holds (see `conversation_engine.safe_text`): the JSON
 files keep every string losslessly (a lone surrogate becomes its `\\uXXXX` escape); the CSV
@@ -41,12 +43,26 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer, ValidationError
 
-from conversation_engine.batch.rows import is_failed
-from conversation_engine.output import overwrite_in_place, refuse_non_regular, replace_file
+from conversation_engine.batch.rows import (
+    BatchRow,
+    RowKey,
+    RowLike,
+    UsageTotals,
+    as_rows,
+    in_key_order,
+    number,
+)
+from conversation_engine.distribution import Distribution
+from conversation_engine.output import (
+    overwrite_in_place,
+    refuse_non_regular,
+    replace_file,
+    write_all,
+)
 from conversation_engine.safe_text import json_dumps, without_surrogates
 
 try:
@@ -102,22 +118,13 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def row_key(row: Mapping[str, Any]) -> tuple[int, int]:
-    """What identifies a row within its batch: `(scenario_index, trial)`."""
-    return int(row.get("scenario_index", -1)), int(row.get("trial", 0))
-
-
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that a reader (or a crash) never sees a half-written file.
 
     Any string is stored losslessly (`safe_text.json_dumps`); only a regular file is replaced;
-    a failed write leaves the old file and no partial file.
+    a failed write leaves the old file and no partial file (`output.replace_file`).
     """
-    replace_file(path, json_dumps(data, indent=2).encode("utf-8"))
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    replace_file(path, text.encode("utf-8"))
+    replace_file(path, json_dumps(data, indent=2))
 
 
 class ResultsLog:
@@ -132,17 +139,13 @@ class ResultsLog:
             path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
         )
 
-    def append(self, row: Mapping[str, Any]) -> None:
+    def append(self, row: RowLike) -> None:
         """Append one row as one line and fsync it. Whatever text the row holds is stored
         (`safe_text.json_dumps`); an `OSError` (a full disk) leaves the log as it was, but
         perhaps for an incomplete last line, which a reader ignores and the next writer cuts."""
         if self._fd is None:
             raise ValueError(f"The results log '{self.path}' is closed.")
-        data = (json_dumps(row) + "\n").encode("utf-8")
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        write_all(self._fd, (json_dumps(BatchRow.of(row).to_dict()) + "\n").encode("utf-8"))
         os.fsync(self._fd)
 
     def close(self) -> None:
@@ -186,46 +189,56 @@ def repair_results(path: Path) -> int:
         return size - keep
 
 
-def read_results(path: Path) -> list[dict[str, Any]]:
+def read_rows(path: Path) -> list[BatchRow]:
     """The complete rows of an NDJSON results file, first occurrence of each key only.
 
     An incomplete last line (a crash mid-write) is ignored; so is any line that is not a
-    JSON object, with a warning.
+    JSON object or not a batch row, with a warning. Rows of any earlier version read as they
+    were written.
     """
     if not path.exists():
         return []
     lines = path.read_bytes().split(b"\n")
     lines.pop()  # after the last newline: empty, or an incomplete row that does not count
-    rows: list[dict[str, Any]] = []
-    seen: set[tuple[int, int]] = set()
-    for number, line in enumerate(lines, start=1):
+    rows: list[BatchRow] = []
+    seen: set[RowKey] = set()
+    for line_number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            data = json.loads(line)
         except ValueError:
-            logger.warning("Skipping line %d of %s: not JSON", number, path)
+            logger.warning("Skipping line %d of %s: not JSON", line_number, path)
             continue
-        if not isinstance(row, dict):
-            logger.warning("Skipping line %d of %s: not a JSON object", number, path)
+        if not isinstance(data, dict):
+            logger.warning("Skipping line %d of %s: not a JSON object", line_number, path)
             continue
-        key = row_key(row)
-        if key in seen:
+        try:
+            row = BatchRow.model_validate(data)
+        except ValidationError as error:
+            logger.warning("Skipping line %d of %s: not a batch row (%s)", line_number, path, error)
             continue
-        seen.add(key)
+        if row.key in seen:
+            continue
+        seen.add(row.key)
         rows.append(row)
     return rows
 
 
-def sorted_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Rows in scenario order, trials in order (the log holds them in finishing order)."""
-    return sorted((dict(row) for row in rows), key=row_key)
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """`read_rows` as plain dicts (the legacy row shape)."""
+    return [row.to_dict() for row in read_rows(path)]
+
+
+def sorted_rows(rows: Iterable[RowLike]) -> list[dict[str, Any]]:
+    """Rows in scenario order, trials in order, as plain dicts (`rows.in_key_order`)."""
+    return [row.to_dict() for row in in_key_order(rows)]
 
 
 # -------------------------------------------------------------------------------- exports
 
 
-def render_ndjson(batch_id: str, rows: Iterable[Mapping[str, Any]], timestamp: str) -> str:
+def render_ndjson(batch_id: str, rows: Iterable[RowLike], timestamp: str) -> str:
     """Legacy NDJSON export: one row per line, each with `batch_id` and `export_timestamp`."""
     return "".join(
         json_dumps({**row, "batch_id": batch_id, "export_timestamp": timestamp}) + "\n"
@@ -233,18 +246,13 @@ def render_ndjson(batch_id: str, rows: Iterable[Mapping[str, Any]], timestamp: s
     )
 
 
-def render_json(batch_id: str, rows: Iterable[Mapping[str, Any]], timestamp: str) -> str:
+def render_json(batch_id: str, rows: Iterable[RowLike], timestamp: str) -> str:
     """Legacy JSON export: `{batch_id, export_timestamp, results}`."""
     document = {"batch_id": batch_id, "export_timestamp": timestamp, "results": sorted_rows(rows)}
     return json_dumps(document, indent=2)
 
 
-def _usage(row: Mapping[str, Any]) -> Mapping[str, Any]:
-    usage = row.get("usage")
-    return usage if isinstance(usage, Mapping) else {}
-
-
-def render_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+def render_csv(rows: Iterable[RowLike]) -> str:
     """Legacy CSV export: the legacy columns first, then the additive ones.
 
     CSV has no escape syntax: a lone surrogate in a cell is written as U+FFFD.
@@ -252,12 +260,12 @@ def render_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow((*LEGACY_CSV_COLUMNS, *EXTRA_CSV_COLUMNS))
-    for row in sorted_rows(rows):
-        usage = _usage(row)
+    for row in in_key_order(rows):
+        usage = row.usage_object
         values = {
-            **row,
-            "turns": row.get("total_turns"),
-            "start_ts": row.get("start_time"),
+            **row.to_dict(),
+            "turns": row.total_turns,
+            "start_ts": row.start_time,
             "total_tokens": usage.get("total_tokens"),
             "cost_usd": usage.get("cost_usd"),
         }
@@ -271,55 +279,13 @@ def render_csv(rows: Iterable[Mapping[str, Any]]) -> str:
 # -------------------------------------------------------------------------------- summary
 
 
-class Statistics(BaseModel):
-    """Descriptive statistics of one quantity; all None when there is no value."""
-
-    count: int = 0
-    mean: float | None = None
-    median: float | None = None
-    std: float | None = None
-    """Sample standard deviation (n - 1), 0 for a single value."""
-    min: float | None = None
-    max: float | None = None
-
-    @classmethod
-    def of(cls, values: Sequence[float]) -> Statistics:
-        if not values:
-            return cls()
-        return cls(
-            count=len(values),
-            mean=statistics.fmean(values),
-            median=statistics.median(values),
-            std=statistics.stdev(values) if len(values) > 1 else 0.0,
-            min=min(values),
-            max=max(values),
-        )
+_IN_SUMMARY_SHAPE = PlainSerializer(Distribution.summary_dict)
+"""A `Distribution` in `summary.json` is written in that file's shape (`count`, no quantiles)."""
 
 
-class ScoreStatistics(Statistics):
+class ScoreDistribution(Distribution):
     distribution: dict[str, int] = Field(default_factory=lambda: {"1": 0, "2": 0, "3": 0})
     """How many rows scored 1, 2 and 3."""
-
-
-class UsageTotals(BaseModel):
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    cost_usd: float = 0.0
-
-    @classmethod
-    def of(cls, usages: Iterable[Any]) -> UsageTotals:
-        total = cls()
-        for usage in usages:
-            if not isinstance(usage, Mapping):
-                continue
-            total.calls += int(usage.get("calls") or 0)
-            total.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-            total.completion_tokens += int(usage.get("completion_tokens") or 0)
-            total.total_tokens += int(usage.get("total_tokens") or 0)
-            total.cost_usd += float(usage.get("cost_usd") or 0.0)
-        return total
 
 
 class ScenarioSummary(BaseModel):
@@ -346,9 +312,9 @@ class BatchSummary(BaseModel):
     status_counts: dict[str, int]
     end_reasons: dict[str, int]
     evaluation_counts: dict[str, int]
-    score_statistics: ScoreStatistics
-    turn_statistics: Statistics
-    duration_statistics: Statistics
+    score_statistics: Annotated[ScoreDistribution, _IN_SUMMARY_SHAPE]
+    turn_statistics: Annotated[Distribution, _IN_SUMMARY_SHAPE]
+    duration_statistics: Annotated[Distribution, _IN_SUMMARY_SHAPE]
     scenario_statistics: dict[str, ScenarioSummary]
     usage: UsageTotals
     """Tokens and estimated cost of the conversations (each result's `usage`)."""
@@ -356,57 +322,53 @@ class BatchSummary(BaseModel):
     """Tokens and estimated cost of the evaluator calls."""
 
 
-def _numbers(rows: Iterable[Mapping[str, Any]], key: str) -> list[float]:
-    values = (row.get(key) for row in rows)
-    return [
-        float(value)
-        for value in values
-        if isinstance(value, int | float) and not isinstance(value, bool)
-    ]
+def _numbers(values: Iterable[Any]) -> list[float]:
+    return [found for found in map(number, values) if found is not None]
 
 
 def _mean(values: Sequence[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def summarize(rows: Sequence[Mapping[str, Any]], batch_id: str | None = None) -> BatchSummary:
-    """The summary of a batch's rows."""
+def summarize(rows: Iterable[RowLike], batch_id: str | None = None) -> BatchSummary:
+    """The summary of a batch's rows (counts keep the rows' order, scenarios go in order)."""
+    rows = as_rows(rows)
     total = len(rows)
-    failed = sum(is_failed(row) for row in rows)
-    scores = _numbers(rows, "score")
-    score_stats = ScoreStatistics(**Statistics.of(scores).model_dump())
+    failed = sum(row.is_failed for row in rows)
+    scores = _numbers(row.score for row in rows)
+    score_stats = ScoreDistribution(**Distribution.of(scores).model_dump())
     for score in scores:
         if str(int(score)) in score_stats.distribution and score.is_integer():
             score_stats.distribution[str(int(score))] += 1
-    by_scenario: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    for row in sorted_rows(rows):
-        by_scenario[str(row.get("scenario"))].append(row)
+    by_scenario: dict[str, list[BatchRow]] = defaultdict(list)
+    for row in in_key_order(rows):
+        by_scenario[str(row.scenario)].append(row)
     return BatchSummary(
         batch_id=batch_id,
         total_conversations=total,
         successful_conversations=total - failed,
         failed_conversations=failed,
         success_rate=(total - failed) / total if total else 0.0,
-        status_counts=dict(Counter(str(row.get("status")) for row in rows)),
-        end_reasons=dict(Counter(str(row.get("end_reason")) for row in rows)),
+        status_counts=dict(Counter(str(row.status) for row in rows)),
+        end_reasons=dict(Counter(str(row.end_reason) for row in rows)),
         evaluation_counts=dict(
-            Counter(str(row["evaluation_status"]) for row in rows if "evaluation_status" in row)
+            Counter(str(row.evaluation_status) for row in rows if row.has("evaluation_status"))
         ),
         score_statistics=score_stats,
-        turn_statistics=Statistics.of(_numbers(rows, "total_turns")),
-        duration_statistics=Statistics.of(_numbers(rows, "duration_seconds")),
+        turn_statistics=Distribution.of(_numbers(row.total_turns for row in rows)),
+        duration_statistics=Distribution.of(_numbers(row.duration_seconds for row in rows)),
         scenario_statistics={
             name: ScenarioSummary(
                 runs=len(group),
-                successful=sum(not is_failed(row) for row in group),
-                score_mean=_mean(_numbers(group, "score")),
-                turns_mean=_mean(_numbers(group, "total_turns")),
-                duration_mean=_mean(_numbers(group, "duration_seconds")),
+                successful=sum(not row.is_failed for row in group),
+                score_mean=_mean(_numbers(row.score for row in group)),
+                turns_mean=_mean(_numbers(row.total_turns for row in group)),
+                duration_mean=_mean(_numbers(row.duration_seconds for row in group)),
             )
             for name, group in by_scenario.items()
         },
-        usage=UsageTotals.of(row.get("usage") for row in rows),
-        evaluation_usage=UsageTotals.of(row.get("evaluation_usage") for row in rows),
+        usage=UsageTotals.of(row.usage for row in rows),
+        evaluation_usage=UsageTotals.of(row.evaluation_usage for row in rows),
     )
 
 
@@ -522,14 +484,16 @@ class ResultStorage:
         """The batch's results log, ready to append (an incomplete last line is cut off)."""
         return ResultsLog(self.results_path(batch_id))
 
+    def read_rows(self, batch_id: str) -> list[BatchRow]:
+        return read_rows(self.results_path(batch_id))
+
     def read_results(self, batch_id: str) -> list[dict[str, Any]]:
+        """`read_rows` as plain dicts (the legacy row shape)."""
         return read_results(self.results_path(batch_id))
 
-    def export(
-        self, batch_id: str, fmt: str, rows: Sequence[Mapping[str, Any]] | None = None
-    ) -> str:
+    def export(self, batch_id: str, fmt: str, rows: Sequence[RowLike] | None = None) -> str:
         """The batch's rows as `ndjson`, `csv` or `json` text (legacy `results?format=`)."""
-        rows = self.read_results(batch_id) if rows is None else rows
+        rows = self.read_rows(batch_id) if rows is None else rows
         if fmt == "ndjson":
             return render_ndjson(batch_id, rows, now_iso())
         if fmt == "csv":
@@ -541,10 +505,10 @@ class ResultStorage:
         )
 
     def write_exports(
-        self, batch_id: str, rows: Sequence[Mapping[str, Any]] | None = None
+        self, batch_id: str, rows: Sequence[RowLike] | None = None
     ) -> dict[str, Path]:
         """Write `results.csv`, `results.json` and `summary.json`; their paths by name."""
-        rows = self.read_results(batch_id) if rows is None else rows
+        rows = self.read_rows(batch_id) if rows is None else as_rows(rows)
         directory = self.batch_dir(batch_id)
         paths = {
             "ndjson": directory / RESULTS_FILE,
@@ -552,7 +516,7 @@ class ResultStorage:
             "json": directory / JSON_FILE,
             "summary": directory / SUMMARY_FILE,
         }
-        _write_text_atomic(paths["csv"], render_csv(rows))
-        _write_text_atomic(paths["json"], render_json(batch_id, rows, now_iso()))
+        replace_file(paths["csv"], render_csv(rows))
+        replace_file(paths["json"], render_json(batch_id, rows, now_iso()))
         write_json_atomic(paths["summary"], summarize(rows, batch_id).model_dump(mode="json"))
         return paths

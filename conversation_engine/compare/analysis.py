@@ -1,7 +1,8 @@
 """From the batch rows of two engines to a comparison: per-engine figures and paired differences.
 
-Rows are paired by `(scenario_index, trial)`: both engines ran the same scenario with the same
-seed. Every difference is B − A. What is measured per conversation:
+Rows are paired by their key (`BatchRow.key`: scenario index and trial): both engines ran the
+same scenario with the same seed. Every difference is B − A. What is measured per conversation
+(read through `BatchRow`'s typed accessors):
 
 * `score`: the evaluator's score (rows whose *evaluation* failed are left out: that is the
   evaluator's outage, not the engine's; a failed conversation keeps its legacy score 1);
@@ -26,7 +27,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from conversation_engine.batch.rows import is_failed
+from conversation_engine.batch.rows import (
+    BatchRow,
+    RowKey,
+    RowLike,
+    UsageTotals,
+    as_rows,
+    rows_by_key,
+)
 from conversation_engine.compare.stats import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,
@@ -39,9 +47,8 @@ from conversation_engine.compare.stats import (
     pass_hat_k,
     quantile,
 )
-from conversation_engine.contract import CLIENT_SPEAKER, HANDOFF_PREFIX
+from conversation_engine.contract import HANDOFF_PREFIX
 
-Row = Mapping[str, Any]
 Better = Literal["higher", "lower"] | None
 
 
@@ -78,62 +85,39 @@ PASS_K_METRIC = Metric(key="pass_k", label="pass^k per scenario", better="higher
 # ------------------------------------------------------------------------------ per row
 
 
-def tool_calls_of(row: Row) -> list[str]:
-    """Names of the agent-side tool calls of a conversation, handoffs included, in order."""
-    names: list[str] = []
-    for entry in row.get("conversation_history") or []:
-        if not isinstance(entry, Mapping) or entry.get("speaker") == CLIENT_SPEAKER:
-            continue
-        for call in entry.get("tool_calls") or []:
-            function = call.get("function") if isinstance(call, Mapping) else None
-            if isinstance(function, Mapping) and isinstance(function.get("name"), str):
-                names.append(function["name"])
-    return names
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def score_of(row: Row) -> float | None:
-    if row.get("evaluation_status") in ("failed", "skipped"):
-        return None
-    return _number(row.get("score"))
-
-
-def metric_values(row: Row, pass_threshold: float) -> dict[str, float | None]:
+def metric_values(row: RowLike, pass_threshold: float) -> dict[str, float | None]:
     """Every metric of one conversation; None where it does not apply."""
-    calls = tool_calls_of(row)
+    row = BatchRow.of(row)
+    calls = row.tool_call_names()
     handoffs = sum(name.startswith(HANDOFF_PREFIX) for name in calls)
-    usage = _mapping(row.get("usage"))
-    score = score_of(row)
-    has_history = "conversation_history" in row
+    score = row.evaluator_score
+    has_history = row.has_history
     return {
         "score": score,
         "passed": None if score is None else float(score >= pass_threshold),
-        "failed": float(is_failed(row)),
-        "turns": _number(row.get("total_turns")),
+        "failed": float(row.is_failed),
+        "turns": row.turns,
         "tool_calls": float(len(calls) - handoffs) if has_history else None,
         "handoffs": float(handoffs) if has_history else None,
-        "total_tokens": _number(usage.get("total_tokens")) if usage else None,
-        "cost_usd": _number(usage.get("cost_usd")) if usage else None,
-        "duration_seconds": _number(row.get("duration_seconds")),
-        "contract_violations": float(len(row.get("contract_violations") or [])),
+        "total_tokens": row.usage_value("total_tokens"),
+        "cost_usd": row.usage_value("cost_usd"),
+        "duration_seconds": row.duration,
+        "contract_violations": float(len(row.contract_violations)),
     }
 
 
-def breakdown_metrics(rows: Sequence[Row]) -> list[Metric]:
+def breakdown_metrics(rows: Sequence[RowLike]) -> list[Metric]:
     """One metric per status, per end reason and per tool seen in `rows` (both engines')."""
-    statuses = sorted({str(row.get("status")) for row in rows})
-    reasons = sorted({str(row.get("end_reason")) for row in rows})
+    rows = as_rows(rows)
+    statuses = sorted({str(row.status) for row in rows})
+    reasons = sorted({str(row.end_reason) for row in rows})
     tools = sorted(
-        {name for row in rows for name in tool_calls_of(row) if not name.startswith(HANDOFF_PREFIX)}
+        {
+            name
+            for row in rows
+            for name in row.tool_call_names()
+            if not name.startswith(HANDOFF_PREFIX)
+        }
     )
     return [
         *(
@@ -149,15 +133,16 @@ def breakdown_metrics(rows: Sequence[Row]) -> list[Metric]:
     ]
 
 
-def breakdown_value(row: Row, key: str) -> float | None:
+def breakdown_value(row: RowLike, key: str) -> float | None:
     """The value of breakdown metric `key` (`status:…`, `end_reason:…`, `tool:…`) for a row."""
+    row = BatchRow.of(row)
     kind, _, name = key.partition(":")
     if kind == "status":
-        return float(str(row.get("status")) == name)
+        return float(str(row.status) == name)
     if kind == "end_reason":
-        return float(str(row.get("end_reason")) == name)
+        return float(str(row.end_reason) == name)
     if kind == "tool":
-        return float(tool_calls_of(row).count(name)) if "conversation_history" in row else None
+        return float(row.tool_call_names().count(name)) if row.has_history else None
     raise ValueError(f"unknown breakdown metric {key!r}")
 
 
@@ -173,13 +158,23 @@ class PassK(BaseModel):
     per_scenario: dict[int, float | None]
 
 
-class UsageTotals(BaseModel):
+class EngineUsage(BaseModel):
+    """An engine's tokens and cost (`rows.UsageTotals` of its rows), and the evaluator's tokens."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
     cost_usd: float = 0.0
     evaluation_tokens: int = 0
     """Tokens the evaluator used (not part of the engine's cost)."""
+
+    @classmethod
+    def of(cls, rows: Sequence[BatchRow]) -> EngineUsage:
+        engine = UsageTotals.of(row.usage for row in rows)
+        return cls(
+            **engine.model_dump(exclude={"calls"}),
+            evaluation_tokens=UsageTotals.of(row.evaluation_usage for row in rows).total_tokens,
+        )
 
 
 class EngineSummary(BaseModel):
@@ -201,7 +196,7 @@ class EngineSummary(BaseModel):
     handoffs: dict[str, int]
     """Handoffs per target agent."""
     pass_k: PassK
-    usage: UsageTotals
+    usage: EngineUsage
     contract_violations: int
     conversations_with_violations: int
     violation_examples: list[str]
@@ -282,23 +277,19 @@ class Comparison(BaseModel):
 # ------------------------------------------------------------------------------ building
 
 
-def _by_key(rows: Sequence[Row]) -> dict[tuple[int, int], Row]:
-    return {(int(row.get("scenario_index", -1)), int(row.get("trial", 0))): row for row in rows}
-
-
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _pass_k(rows: Sequence[Row], k: int, pass_threshold: float) -> PassK:
+def _pass_k(rows: Sequence[BatchRow], k: int, pass_threshold: float) -> PassK:
     trials: dict[int, list[float]] = defaultdict(list)
     for row in rows:
         passed = metric_values(row, pass_threshold)["passed"]
         # A run whose evaluation failed cannot be judged; a failed conversation did not pass.
         if passed is not None:
-            trials[int(row.get("scenario_index", -1))].append(passed)
-        elif is_failed(row):
-            trials[int(row.get("scenario_index", -1))].append(0.0)
+            trials[row.key.scenario_index].append(passed)
+        elif row.is_failed:
+            trials[row.key.scenario_index].append(0.0)
     per_scenario = {
         index: pass_hat_k(int(sum(results)), len(results), k)
         for index, results in sorted(trials.items())
@@ -312,7 +303,7 @@ def _pass_k(rows: Sequence[Row], k: int, pass_threshold: float) -> PassK:
 
 
 def summarize_engine(
-    rows: Sequence[Row],
+    rows: Sequence[RowLike],
     label: str,
     *,
     k: int,
@@ -322,6 +313,7 @@ def summarize_engine(
     wall_seconds: float | None = None,
 ) -> EngineSummary:
     """The per-engine half of the comparison."""
+    rows = as_rows(rows)
     values = [metric_values(row, pass_threshold) for row in rows]
     metrics = {
         metric.key: Distribution.of(
@@ -333,33 +325,23 @@ def summarize_engine(
     handoffs: Counter[str] = Counter()
     with_history = 0
     for row in rows:
-        if "conversation_history" in row:
+        if row.has_history:
             with_history += 1
-        for name in tool_calls_of(row):
+        for name in row.tool_call_names():
             if name.startswith(HANDOFF_PREFIX):
                 handoffs[name[len(HANDOFF_PREFIX) :]] += 1
             else:
                 tools[name] += 1
-    violations = [str(v) for row in rows for v in row.get("contract_violations") or []]
-    usage = UsageTotals()
-    for row in rows:
-        row_usage = _mapping(row.get("usage"))
-        usage.prompt_tokens += int(row_usage.get("prompt_tokens") or 0)
-        usage.completion_tokens += int(row_usage.get("completion_tokens") or 0)
-        usage.total_tokens += int(row_usage.get("total_tokens") or 0)
-        usage.cost_usd += float(row_usage.get("cost_usd") or 0.0)
-        evaluation = row.get("evaluation_usage")
-        if isinstance(evaluation, Mapping):
-            usage.evaluation_tokens += int(evaluation.get("total_tokens") or 0)
+    violations = [str(v) for row in rows for v in row.contract_violations]
     return EngineSummary(
         label=label,
         batch_id=batch_id,
         batch_dir=batch_dir,
         wall_seconds=wall_seconds,
         runs=len(rows),
-        status_counts=dict(Counter(str(row.get("status")) for row in rows)),
-        end_reasons=dict(Counter(str(row.get("end_reason")) for row in rows)),
-        evaluation_failures=sum(row.get("evaluation_status") == "failed" for row in rows),
+        status_counts=dict(Counter(str(row.status) for row in rows)),
+        end_reasons=dict(Counter(str(row.end_reason) for row in rows)),
+        evaluation_failures=sum(row.evaluation_status == "failed" for row in rows),
         metrics=metrics,
         tool_calls=dict(sorted(tools.items())),
         tool_calls_per_conversation={
@@ -367,9 +349,9 @@ def summarize_engine(
         },
         handoffs=dict(sorted(handoffs.items())),
         pass_k=_pass_k(rows, k, pass_threshold),
-        usage=usage,
+        usage=EngineUsage.of(rows),
         contract_violations=len(violations),
-        conversations_with_violations=sum(bool(row.get("contract_violations")) for row in rows),
+        conversations_with_violations=sum(bool(row.contract_violations) for row in rows),
         violation_examples=list(dict.fromkeys(violations))[:8],
     )
 
@@ -390,15 +372,15 @@ Pair = tuple[int, float, float]
 
 
 def _pairs(
-    values_a: Mapping[tuple[int, int], Mapping[str, float | None]],
-    values_b: Mapping[tuple[int, int], Mapping[str, float | None]],
+    values_a: Mapping[RowKey, Mapping[str, float | None]],
+    values_b: Mapping[RowKey, Mapping[str, float | None]],
     key: str,
 ) -> list[Pair]:
     pairs: list[Pair] = []
     for run in sorted(set(values_a) & set(values_b)):
         value_a, value_b = values_a[run][key], values_b[run][key]
         if value_a is not None and value_b is not None:
-            pairs.append((run[0], value_a, value_b))
+            pairs.append((run.scenario_index, value_a, value_b))
     return pairs
 
 
@@ -433,26 +415,26 @@ def _quantile_comparison(
     )
 
 
-def _brief(row: Row | None, pass_threshold: float) -> RunBrief | None:
+def _brief(row: BatchRow | None, pass_threshold: float) -> RunBrief | None:
     if row is None:
         return None
     values = metric_values(row, pass_threshold)
     return RunBrief(
-        session_id=row.get("session_id"),
-        status=row.get("status"),
-        end_reason=row.get("end_reason"),
+        session_id=row.session_id,
+        status=row.status,
+        end_reason=row.end_reason,
         score=values["score"],
         turns=values["turns"],
         tool_calls=values["tool_calls"],
         handoffs=values["handoffs"],
         duration_seconds=values["duration_seconds"],
-        violations=len(row.get("contract_violations") or []),
+        violations=len(row.contract_violations),
     )
 
 
 def compare_rows(
-    rows_a: Sequence[Row],
-    rows_b: Sequence[Row],
+    rows_a: Sequence[RowLike],
+    rows_b: Sequence[RowLike],
     *,
     label_a: str = "A",
     label_b: str = "B",
@@ -471,8 +453,9 @@ def compare_rows(
     `spec`, `scenarios_file`, `use_tools` on the comparison.
     """
     bootstrap = bootstrap or BootstrapSettings()
-    by_a, by_b = _by_key(rows_a), _by_key(rows_b)
-    trials_per_scenario: Counter[int] = Counter(index for index, _ in {*by_a, *by_b})
+    rows_a, rows_b = as_rows(rows_a), as_rows(rows_b)
+    by_a, by_b = rows_by_key(rows_a), rows_by_key(rows_b)
+    trials_per_scenario: Counter[int] = Counter(key.scenario_index for key in {*by_a, *by_b})
     k = repeat or max(trials_per_scenario.values(), default=1)
     summary_a = summarize_engine(
         rows_a, label_a, k=k, pass_threshold=pass_threshold, **dict(extra_a or {})
@@ -482,7 +465,7 @@ def compare_rows(
     )
     breakdowns = breakdown_metrics([*rows_a, *rows_b])
 
-    def values(row: Row) -> dict[str, float | None]:
+    def values(row: BatchRow) -> dict[str, float | None]:
         found = metric_values(row, pass_threshold)
         found.update((metric.key, breakdown_value(row, metric.key)) for metric in breakdowns)
         return found
@@ -526,37 +509,37 @@ def compare_rows(
 
 
 def _scenario_table(
-    by_a: Mapping[tuple[int, int], Row],
-    by_b: Mapping[tuple[int, int], Row],
+    by_a: Mapping[RowKey, BatchRow],
+    by_b: Mapping[RowKey, BatchRow],
     summary_a: EngineSummary,
     summary_b: EngineSummary,
     pass_threshold: float,
     scenario_names: Sequence[str] | None,
 ) -> list[ScenarioComparison]:
     keys = sorted({*by_a, *by_b})
-    indexes = sorted({index for index, _ in keys})
+    indexes = sorted({key.scenario_index for key in keys})
     table: list[ScenarioComparison] = []
     for index in indexes:
-        trial_keys = [key for key in keys if key[0] == index]
+        trial_keys = [key for key in keys if key.scenario_index == index]
         rows = [row for key in trial_keys for row in (by_a.get(key), by_b.get(key)) if row]
         name = (
             scenario_names[index]
             if scenario_names is not None and 0 <= index < len(scenario_names)
-            else str(rows[0].get("scenario", f"scenario {index}"))
+            else str(rows[0].scenario if rows[0].has("scenario") else f"scenario {index}")
         )
         scores: dict[str, list[float]] = {"a": [], "b": []}
         trials: list[TrialPair] = []
         for key in trial_keys:
             row_a, row_b = by_a.get(key), by_b.get(key)
             for side, row in (("a", row_a), ("b", row_b)):
-                score = score_of(row) if row is not None else None
+                score = row.evaluator_score if row is not None else None
                 if score is not None:
                     scores[side].append(score)
-            seed_source = row_a or row_b or {}
+            seed_source = row_a or row_b
             trials.append(
                 TrialPair(
-                    trial=key[1],
-                    seed=seed_source.get("seed"),
+                    trial=key.trial,
+                    seed=seed_source.seed if seed_source is not None else None,
                     a=_brief(row_a, pass_threshold),
                     b=_brief(row_b, pass_threshold),
                 )

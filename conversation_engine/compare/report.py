@@ -20,6 +20,7 @@ import jinja2
 from markupsafe import Markup
 
 from conversation_engine.batch.evaluator import tool_arguments_text, tool_result_text
+from conversation_engine.batch.rows import BatchRow, RowKey, RowLike, as_rows, rows_by_key
 from conversation_engine.compare import charts
 from conversation_engine.compare.analysis import Comparison, MetricComparison, metric_values
 from conversation_engine.contract import CLIENT_SPEAKER, HANDOFF_PREFIX
@@ -29,8 +30,6 @@ from conversation_engine.safe_text import json_dumps, without_surrogates
 JSON_FILE = "comparison.json"
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
-
-Row = Mapping[str, Any]
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("conversation_engine.compare", "templates"),
@@ -93,11 +92,11 @@ _ENV.globals["no_difference_text"] = no_difference_text
 
 def _write(path: Path, text: str) -> None:
     """Atomically, never over a special file; a lone surrogate becomes U+FFFD (JSON has none)."""
-    replace_file(path, without_surrogates(text).encode("utf-8"))
+    replace_file(path, without_surrogates(text))
 
 
 def write_reports(
-    comparison: Comparison, rows_a: Sequence[Row], rows_b: Sequence[Row], out_dir: Path
+    comparison: Comparison, rows_a: Sequence[RowLike], rows_b: Sequence[RowLike], out_dir: Path
 ) -> dict[str, Path]:
     """Write the three report files into `out_dir`; their paths by kind (json, md, html)."""
     out_dir = Path(out_dir)
@@ -289,14 +288,12 @@ def _short(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def transcript_entries(row: Row | None) -> list[dict[str, Any]]:
+def transcript_entries(row: RowLike | None) -> list[dict[str, Any]]:
     """A row's history prepared for the template (text only; the template escapes it)."""
     if row is None:
         return []
     entries: list[dict[str, Any]] = []
-    for entry in row.get("conversation_history") or []:
-        if not isinstance(entry, Mapping):
-            continue
+    for entry in BatchRow.of(row).history:
         speaker = str(entry.get("speaker", ""))
         results = entry.get("tool_results") or []
         tools: list[dict[str, str]] = []
@@ -328,40 +325,41 @@ def transcript_entries(row: Row | None) -> list[dict[str, Any]]:
     return entries
 
 
-def _row_view(row: Row | None, pass_threshold: float) -> dict[str, Any] | None:
+def _row_view(row: BatchRow | None, pass_threshold: float) -> dict[str, Any] | None:
     if row is None:
         return None
     values = metric_values(row, pass_threshold)
     return {
-        "status": row.get("status"),
-        "end_reason": row.get("end_reason"),
+        "status": row.status,
+        "end_reason": row.end_reason,
         "score": values["score"],
         "turns": values["turns"],
         "duration": values["duration_seconds"],
-        "comment": str(row.get("comment") or ""),
-        "error": str(row.get("error") or ""),
-        "session_id": str(row.get("session_id") or ""),
-        "violations": [str(v) for v in row.get("contract_violations") or []],
+        "comment": str(row.comment or ""),
+        "error": str(row.error or ""),
+        "session_id": str(row.session_id or ""),
+        "violations": [str(v) for v in row.contract_violations],
         "entries": transcript_entries(row),
     }
 
 
-def _values(rows: Sequence[Row], key: str, pass_threshold: float) -> list[float]:
+def _values(rows: Sequence[BatchRow], key: str, pass_threshold: float) -> list[float]:
     found = (metric_values(row, pass_threshold)[key] for row in rows)
     return [value for value in found if value is not None]
 
 
 def build_charts(
-    comparison: Comparison, rows_a: Sequence[Row], rows_b: Sequence[Row]
+    comparison: Comparison, rows_a: Sequence[RowLike], rows_b: Sequence[RowLike]
 ) -> dict[str, Markup]:
     """The report's SVG charts: score, turn and wall-time distributions, side by side."""
     threshold = comparison.pass_threshold
     labels = (comparison.a.label, comparison.b.label)
+    typed_a, typed_b = as_rows(rows_a), as_rows(rows_b)
 
     def series(key: str) -> list[charts.Series]:
         return [
-            charts.Series(labels[0], _values(rows_a, key, threshold)),
-            charts.Series(labels[1], _values(rows_b, key, threshold)),
+            charts.Series(labels[0], _values(typed_a, key, threshold)),
+            charts.Series(labels[1], _values(typed_b, key, threshold)),
         ]
 
     score_counts = [
@@ -384,10 +382,12 @@ def build_charts(
     }
 
 
-def render_html(comparison: Comparison, rows_a: Sequence[Row], rows_b: Sequence[Row]) -> str:
+def render_html(
+    comparison: Comparison, rows_a: Sequence[RowLike], rows_b: Sequence[RowLike]
+) -> str:
     """`report.html`: tables, charts and per-scenario side-by-side transcripts."""
-    by_a = {(int(r.get("scenario_index", -1)), int(r.get("trial", 0))): r for r in rows_a}
-    by_b = {(int(r.get("scenario_index", -1)), int(r.get("trial", 0))): r for r in rows_b}
+    typed_a, typed_b = as_rows(rows_a), as_rows(rows_b)
+    by_a, by_b = rows_by_key(typed_a), rows_by_key(typed_b)
     scenarios = [
         {
             "index": scenario.index,
@@ -401,10 +401,10 @@ def render_html(comparison: Comparison, rows_a: Sequence[Row], rows_b: Sequence[
                     "trial": pair.trial,
                     "seed": pair.seed,
                     "a": _row_view(
-                        by_a.get((scenario.index, pair.trial)), comparison.pass_threshold
+                        by_a.get(RowKey(scenario.index, pair.trial)), comparison.pass_threshold
                     ),
                     "b": _row_view(
-                        by_b.get((scenario.index, pair.trial)), comparison.pass_threshold
+                        by_b.get(RowKey(scenario.index, pair.trial)), comparison.pass_threshold
                     ),
                 }
                 for pair in scenario.trials
@@ -418,7 +418,7 @@ def render_html(comparison: Comparison, rows_a: Sequence[Row], rows_b: Sequence[
         a=comparison.a,
         b=comparison.b,
         real=comparison.significant(),
-        charts=build_charts(comparison, rows_a, rows_b),
+        charts=build_charts(comparison, typed_a, typed_b),
         scenarios=scenarios,
         colors=charts.COLORS,
         status_keys=sorted({*comparison.a.status_counts, *comparison.b.status_counts}),

@@ -13,69 +13,26 @@ difference of two quantiles (p50, p95 wall time). A difference counts as real on
 percentile interval excludes zero, and only with enough scenarios for the interval to mean
 something (`MIN_SCENARIOS`): LLM runs vary a lot between trials, and a report that cries wolf
 is worse than none.
+
+`Distribution` and `quantile` (descriptive statistics) live in `conversation_engine.distribution`,
+shared with the batch summary; they are re-exported here.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import statistics
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator
 
 from pydantic import BaseModel
+
+from conversation_engine.distribution import Distribution, quantile
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_SEED = 20240115
 MIN_SCENARIOS = 5
 """Below this many scenarios a percentile interval is too optimistic to flag anything."""
-
-
-def quantile(values: Sequence[float], q: float) -> float | None:
-    """The q-quantile (0 ≤ q ≤ 1) by linear interpolation between order statistics.
-
-    The usual definition (numpy's default, "type 7"): p50 is the median, p95 of [1..100] is
-    95.05. None for no values.
-    """
-    if not 0 <= q <= 1:
-        raise ValueError(f"q must be between 0 and 1, got {q}")
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = math.floor(position)
-    high = math.ceil(position)
-    if low == high:
-        return float(ordered[low])
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-class Distribution(BaseModel):
-    """Descriptive statistics of one metric for one engine."""
-
-    n: int = 0
-    mean: float | None = None
-    median: float | None = None
-    std: float | None = None
-    min: float | None = None
-    max: float | None = None
-    p50: float | None = None
-    p95: float | None = None
-
-    @classmethod
-    def of(cls, values: Sequence[float]) -> Distribution:
-        if not values:
-            return cls()
-        return cls(
-            n=len(values),
-            mean=statistics.fmean(values),
-            median=statistics.median(values),
-            std=statistics.stdev(values) if len(values) > 1 else 0.0,
-            min=min(values),
-            max=max(values),
-            p50=quantile(values, 0.5),
-            p95=quantile(values, 0.95),
-        )
 
 
 class Interval(BaseModel):
@@ -261,3 +218,17 @@ def paired_quantile_bootstrap(
         confidence=confidence,
         min_scenarios=min_scenarios,
     )
+
+
+__all__ = [
+    "DEFAULT_CONFIDENCE",
+    "DEFAULT_RESAMPLES",
+    "DEFAULT_SEED",
+    "MIN_SCENARIOS",
+    "Distribution",
+    "Interval",
+    "paired_bootstrap",
+    "paired_quantile_bootstrap",
+    "pass_hat_k",
+    "quantile",
+]

@@ -1,7 +1,11 @@
 """The conformance checks: does an engine class honour the legacy `ConversationEngine` contract?
 
 Each check is an async function taking a `Harness` and returning a list of failure messages,
-empty when the engine passes. Every message starts with the check's name, then names the
+empty when the engine passes. What a single result must satisfy is not written here: it is
+`contract.contract_violations(result, strict=True)`, whose rules (`ContractRule`) are named as
+the checks that apply them; the checks add only what needs an engine run or knows the
+scenario: the spec's agents, the opener, statuses under faults, carts, sessions across
+conversations, determinism. Every message starts with the check's name, then names the
 scenario and, where it applies, the history entry: `turn_numbering: scenario 'X':
 conversation_history[3]: ...`. A check that cannot apply to an engine (for example the shop
 cart part when the constructor takes no `tool_backend`) raises `CheckSkipped`.
@@ -20,7 +24,6 @@ import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from conversation_engine.conformance.harness import (
@@ -32,11 +35,17 @@ from conversation_engine.conformance.harness import (
 from conversation_engine.conformance.scenarios import concurrent_scenarios
 from conversation_engine.contract import (
     AGENT_SPEAKER_PREFIX,
-    BASIC_AGENT_SPEAKER,
-    CLIENT_END_CALL_TEMPLATE,
+    CLIENT_END_CALL_MARKER,
     CLIENT_SPEAKER,
     END_CALL_TOOL,
+    ContractRule,
+    ConversationStatus,
+    EndReason,
     contract_violations,
+    entry_tool_calls,
+    is_agent_speaker,
+    tool_call_arguments,
+    tool_call_name,
 )
 from conversation_engine.simulated_llm import Fault, SimulationConfig
 from conversation_engine.specs import PromptSpec, load_prompt_spec
@@ -46,8 +55,6 @@ CheckFn = Callable[[Harness], Awaitable[list[str]]]
 
 #: Every check by name, in the order they run.
 CHECKS: dict[str, CheckFn] = {}
-
-END_CALL_MARKER = CLIENT_END_CALL_TEMPLATE.split("{", 1)[0]
 
 #: Timeout check: model latency and conversation bound; the result must come back within
 #: `TIMEOUT_SEC + TIMEOUT_SLACK_SEC` (a bound checked only between turns overshoots by more).
@@ -96,29 +103,22 @@ def _raised(run: Run) -> str:
     return text if text.startswith(("did not", "returned")) else f"raised {text}"
 
 
+def contract_problems(
+    run: Run,
+    *rules: ContractRule,
+    strict: bool = True,
+    basic_mode: bool | None = False,
+) -> list[str]:
+    """The contract's violations of `rules` in the run's result (tools mode, strict unless
+    told), each naming the scenario; an entry's also name it (`conversation_history[i]`)."""
+    if run.result is None:
+        return []
+    found = contract_violations(run.result, basic_mode=basic_mode, strict=strict, rules=rules)
+    return [f"{where(run)}: {problem}" for problem in found]
+
+
 def _entries(run: Run) -> list[tuple[int, dict[str, Any]]]:
     return [(index, entry) for index, entry in enumerate(run.history) if isinstance(entry, dict)]
-
-
-def _is_agent(speaker: Any) -> bool:
-    return isinstance(speaker, str) and (
-        speaker == BASIC_AGENT_SPEAKER or speaker.startswith(AGENT_SPEAKER_PREFIX)
-    )
-
-
-def _calls(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
-    calls = entry.get("tool_calls")
-    return [call for call in calls if isinstance(call, dict)] if isinstance(calls, list) else []
-
-
-def _call_name(call: Mapping[str, Any]) -> str:
-    function = call.get("function")
-    return str(function.get("name", "")) if isinstance(function, dict) else ""
-
-
-def _call_arguments(call: Mapping[str, Any]) -> Any:
-    function = call.get("function")
-    return function.get("arguments") if isinstance(function, dict) else None
 
 
 def _loaded_spec(harness: Harness) -> PromptSpec | None:
@@ -191,17 +191,17 @@ async def check_constructor_signature(harness: Harness) -> list[str]:
 
 @check("result_schema")
 async def check_result_schema(harness: Harness) -> list[str]:
-    """Every result of a normal conversation passes `contract_violations` (tools mode)."""
+    """Every result of a normal conversation passes `contract_violations` (tools mode): the
+    result-level rules strictly (keys, types, statuses, `tools_used: true`), every other rule
+    as engine tests and batch rows apply it (its strict form is the check of its name); and
+    `scenario` is the scenario's name."""
     runs = await harness.normal_runs()
     problems = unusable(runs)
+    others = [rule for rule in ContractRule if rule is not ContractRule.RESULT_SCHEMA]
     for run in runs:
         if run.result is not None:
-            problems += [
-                f"{where(run)}: {problem}"
-                for problem in contract_violations(run.result, basic_mode=False)
-            ]
-            if run.result.get("tools_used") is not True:
-                problems.append(f"{where(run)}: a tools-mode result needs tools_used: true")
+            problems += contract_problems(run, ContractRule.RESULT_SCHEMA)
+            problems += contract_problems(run, *others, strict=False)
             if run.result.get("scenario") != run.name:
                 problems.append(
                     f"{where(run)}: result['scenario'] is {run.result.get('scenario')!r}, "
@@ -219,22 +219,24 @@ async def check_normal_end(harness: Harness) -> list[str]:
         if run.result is None:
             continue
         status = run.result.get("status")
-        if status != "completed":
+        if status != ConversationStatus.COMPLETED:
             problems.append(
                 f"{where(run)}: status is {status!r} ({run.result.get('error_type')}: "
-                f"{run.result.get('error')}), expected 'completed'"
+                f"{run.result.get('error')}), expected '{ConversationStatus.COMPLETED}'"
             )
             continue
         reason = _end_reason(run.result)
-        if reason is not None and reason != "client_end_call":
-            problems.append(f"{where(run)}: end_reason is {reason!r}, expected 'client_end_call'")
+        if reason is not None and reason != EndReason.CLIENT_END_CALL:
+            problems.append(
+                f"{where(run)}: end_reason is {reason!r}, expected '{EndReason.CLIENT_END_CALL}'"
+            )
         history = run.history
         if not history or not isinstance(history[-1], dict):
             problems.append(f"{where(run)}: the history is empty")
             continue
         last = history[-1]
         if last.get("speaker") != CLIENT_SPEAKER or END_CALL_TOOL not in map(
-            _call_name, _calls(last)
+            tool_call_name, entry_tool_calls(last)
         ):
             problems.append(
                 f"{where(run, len(history) - 1)}: the last entry is not the client's end_call "
@@ -250,49 +252,8 @@ async def check_client_end_call_entry(harness: Harness) -> list[str]:
     runs = await harness.normal_runs()
     problems = unusable(runs)
     for run in runs:
-        for index, entry in _entries(run):
-            if entry.get("speaker") != CLIENT_SPEAKER:
-                continue
-            calls = _calls(entry)
-            names = [_call_name(call) for call in calls]
-            content = entry.get("content")
-            if "tool_results" in entry:
-                problems.append(f"{where(run, index)}: a client entry has tool_results")
-            if not calls:
-                if isinstance(content, str) and content.startswith(END_CALL_MARKER):
-                    problems.append(
-                        f"{where(run, index)}: the client's end_call marker without the "
-                        "end_call in tool_calls"
-                    )
-                continue
-            if names != [END_CALL_TOOL]:
-                problems.append(
-                    f"{where(run, index)}: client tool_calls are {names}, expected [end_call]"
-                )
-                continue
-            expected = _expected_marker(_call_arguments(calls[0]))
-            if expected is not None and content != expected:
-                problems.append(
-                    f"{where(run, index)}: content is {content!r}, expected {expected!r}"
-                )
-            elif not (isinstance(content, str) and content.startswith(END_CALL_MARKER)):
-                problems.append(
-                    f"{where(run, index)}: content {content!r} lacks the legacy end_call marker"
-                )
-            if index != len(run.history) - 1:
-                problems.append(
-                    f"{where(run, index)}: the conversation went on after the client's end_call"
-                )
+        problems += contract_problems(run, ContractRule.CLIENT_END_CALL_ENTRY)
     return problems
-
-
-def _expected_marker(arguments: Any) -> str | None:
-    try:
-        parsed = json.loads(arguments) if isinstance(arguments, str) else None
-    except ValueError:
-        return None
-    reason = parsed.get("reason") if isinstance(parsed, dict) else None
-    return CLIENT_END_CALL_TEMPLATE.format(reason=reason) if reason else None
 
 
 @check("turn_numbering")
@@ -314,43 +275,13 @@ def _turn_problems(run: Run) -> list[str]:
     problems: list[str] = []
     greeting = (run.scenario.get("variables") or {}).get("client_greeting")
     opener = CLIENT_SPEAKER if greeting else "agent"
-    first_side = _side(entries[0][1].get("speaker"))
+    first_side = CLIENT_SPEAKER if entries[0][1].get("speaker") == CLIENT_SPEAKER else "agent"
     if first_side != opener:
         problems.append(
             f"{where(run, entries[0][0])}: the conversation opens with {first_side!r}, "
             f"expected {opener!r}"
         )
-    expected_turn = 0
-    previous_side: str | None = None
-    for index, entry in entries:
-        side = _side(entry.get("speaker"))
-        if side == opener and previous_side != opener:
-            expected_turn += 1
-        turn = entry.get("turn")
-        if turn != expected_turn:
-            relation = (
-                "starts an exchange"
-                if side == opener and previous_side != opener
-                else "answers within the exchange of the entry before it"
-            )
-            problems.append(
-                f"{where(run, index)}: turn is {turn!r}, expected {expected_turn} (this "
-                f"{side} entry {relation})"
-            )
-            # Report the first divergence only: later entries would all be off by the same.
-            break
-        previous_side = side
-    total = (run.result or {}).get("total_turns")
-    last_turn = entries[-1][1].get("turn")
-    if total != last_turn:
-        problems.append(
-            f"{where(run)}: total_turns is {total!r} but the last turn is {last_turn!r}"
-        )
-    return problems
-
-
-def _side(speaker: Any) -> str:
-    return CLIENT_SPEAKER if speaker == CLIENT_SPEAKER else "agent"
+    return problems + contract_problems(run, ContractRule.TURN_NUMBERING)
 
 
 @check("speakers")
@@ -363,16 +294,12 @@ async def check_speakers(harness: Harness) -> list[str]:
     service = set(spec.service_agent_ids) if spec else None
     entry_agent = spec.entry_agent_id if spec else None
     for run in runs:
+        problems += contract_problems(run, ContractRule.SPEAKERS)
         first_agent_seen = False
         for index, entry in _entries(run):
             speaker = entry.get("speaker")
-            if speaker == CLIENT_SPEAKER:
-                continue
             if not isinstance(speaker, str) or not speaker.startswith(AGENT_SPEAKER_PREFIX):
-                problems.append(
-                    f"{where(run, index)}: speaker {speaker!r} is neither 'client' nor 'agent_<id>'"
-                )
-                continue
+                continue  # the client, or a name the contract has reported
             agent_id = speaker[len(AGENT_SPEAKER_PREFIX) :]
             if service is not None and agent_id not in service:
                 problems.append(
@@ -385,39 +312,7 @@ async def check_speakers(harness: Harness) -> list[str]:
                     f"the entry agent {entry_agent!r}"
                 )
             first_agent_seen = True
-        problems += _handoff_successor_problems(run)
     return problems
-
-
-def _handoff_successor_problems(run: Run) -> list[str]:
-    problems: list[str] = []
-    entries = _entries(run)
-    for position, (index, entry) in enumerate(entries):
-        results = entry.get("tool_results")
-        results = results if isinstance(results, list) else []
-        for call, result in zip(_calls(entry), results, strict=False):
-            target = handoff_target(_call_name(call))
-            if target is None or not _is_completed_handoff(result):
-                continue
-            following = entries[position + 1] if position + 1 < len(entries) else None
-            if following is None:
-                problems.append(f"{where(run, index)}: a handoff to {target!r} ends the history")
-            elif following[1].get("speaker") != f"{AGENT_SPEAKER_PREFIX}{target}":
-                problems.append(
-                    f"{where(run, following[0])}: after a handoff to {target!r} the next entry "
-                    f"is by {following[1].get('speaker')!r}, expected 'agent_{target}'"
-                )
-            elif following[1].get("turn") != entry.get("turn"):
-                problems.append(
-                    f"{where(run, following[0])}: the reply after a handoff has turn "
-                    f"{following[1].get('turn')!r}, expected the handoff's turn "
-                    f"{entry.get('turn')!r}"
-                )
-    return problems
-
-
-def _is_completed_handoff(result: Any) -> bool:
-    return isinstance(result, dict) and result.get("status") == "handoff_completed"
 
 
 @check("handoffs")
@@ -437,8 +332,8 @@ async def check_handoffs(harness: Harness) -> list[str]:
         for index, entry in _entries(run):
             results = entry.get("tool_results")
             results = results if isinstance(results, list) else []
-            for position, call in enumerate(_calls(entry)):
-                target = handoff_target(_call_name(call))
+            for position, call in enumerate(entry_tool_calls(entry)):
+                target = handoff_target(tool_call_name(call))
                 if target is None:
                     continue
                 result = results[position] if position < len(results) else None
@@ -467,52 +362,13 @@ async def check_tool_calls_shape(harness: Harness) -> list[str]:
     for run in runs:
         if run.result is None:
             continue
-        if not any(_calls(entry) for _, entry in _entries(run) if _is_agent(entry.get("speaker"))):
+        if not any(
+            entry_tool_calls(entry)
+            for _, entry in _entries(run)
+            if is_agent_speaker(entry.get("speaker"))
+        ):
             problems.append(f"{where(run)}: no agent entry has tool_calls in tools mode")
-        for index, entry in _entries(run):
-            if "tool_calls" not in entry:
-                continue
-            calls = entry["tool_calls"]
-            if not isinstance(calls, list) or not calls:
-                problems.append(
-                    f"{where(run, index)}: tool_calls is {calls!r}, not a non-empty list"
-                )
-                continue
-            for position, call in enumerate(calls):
-                problems += [
-                    f"{where(run, index)}.tool_calls[{position}]: {problem}"
-                    for problem in _call_shape_problems(call)
-                ]
-    return problems
-
-
-def _call_shape_problems(call: Any) -> list[str]:
-    if not isinstance(call, dict):
-        return [f"is a {type(call).__name__}, not an object"]
-    problems: list[str] = []
-    if set(call) != {"id", "type", "function"}:
-        problems.append(f"has keys {sorted(call)}, expected ['function', 'id', 'type']")
-    if not isinstance(call.get("id"), str) or not call.get("id"):
-        problems.append(f"id is {call.get('id')!r}, expected a non-empty string")
-    if call.get("type") != "function":
-        problems.append(f"type is {call.get('type')!r}, expected 'function'")
-    function = call.get("function")
-    if not isinstance(function, dict) or set(function) != {"name", "arguments"}:
-        problems.append(f"function is {function!r}, expected {{name, arguments}}")
-        return problems
-    if not isinstance(function["name"], str) or not function["name"]:
-        problems.append(f"function.name is {function['name']!r}")
-    arguments = function["arguments"]
-    if not isinstance(arguments, str):
-        problems.append(f"function.arguments is a {type(arguments).__name__}, not a JSON string")
-    else:
-        try:
-            parsed = json.loads(arguments)
-        except ValueError:
-            problems.append(f"function.arguments {arguments[:60]!r} is not valid JSON")
-        else:
-            if not isinstance(parsed, dict):
-                problems.append(f"function.arguments {arguments[:60]!r} is not a JSON object")
+        problems += contract_problems(run, ContractRule.TOOL_CALLS_SHAPE)
     return problems
 
 
@@ -520,85 +376,27 @@ def _call_shape_problems(call: Any) -> list[str]:
 async def check_tool_results_alignment(harness: Harness) -> list[str]:
     """`tool_results` only on agent entries, one per call, in order; results are parsed JSON
     (a JSON object or array left as a string was not parsed) or the raw string."""
-    runs = await harness.normal_runs()
-    problems = unusable(runs)
-    for run in runs:
-        for index, entry in _entries(run):
-            speaker = entry.get("speaker")
-            has_results = "tool_results" in entry
-            if has_results and not _is_agent(speaker):
-                problems.append(f"{where(run, index)}: a {speaker!r} entry has tool_results")
-                continue
-            calls = _calls(entry)
-            if not _is_agent(speaker):
-                continue
-            if calls and not has_results:
-                problems.append(f"{where(run, index)}: {len(calls)} tool_calls but no tool_results")
-                continue
-            if not has_results:
-                continue
-            results = entry["tool_results"]
-            if not isinstance(results, list):
-                problems.append(f"{where(run, index)}: tool_results is not a list")
-                continue
-            if len(results) != len(calls):
-                problems.append(
-                    f"{where(run, index)}: {len(calls)} tool_calls but {len(results)} tool_results"
-                )
-            for position, result in enumerate(results):
-                if _unparsed_json(result):
-                    problems.append(
-                        f"{where(run, index)}.tool_results[{position}]: JSON left as a string "
-                        f"({result[:60]!r}); results are parsed"
-                    )
-    return problems
-
-
-def _unparsed_json(result: Any) -> bool:
-    if not isinstance(result, str):
-        return False
-    try:
-        return isinstance(json.loads(result), dict | list)
-    except ValueError:
-        return False
+    return await _per_result(harness, ContractRule.TOOL_RESULTS_ALIGNMENT)
 
 
 @check("content_not_null")
 async def check_content_not_null(harness: Harness) -> list[str]:
     """Every entry has `content`, a string (an agent that only called tools has "")."""
-    runs = await harness.normal_runs()
-    problems = unusable(runs)
-    for run in runs:
-        for index, entry in _entries(run):
-            if not isinstance(entry.get("content"), str):
-                problems.append(
-                    f"{where(run, index)}: content is {entry.get('content')!r}, expected a string"
-                )
-    return problems
+    return await _per_result(harness, ContractRule.CONTENT_NOT_NULL)
 
 
 @check("timestamps")
 async def check_timestamps(harness: Harness) -> list[str]:
     """Every entry has an ISO-8601 `timestamp` with a time zone; they never go back in time."""
+    return await _per_result(harness, ContractRule.TIMESTAMPS)
+
+
+async def _per_result(harness: Harness, rule: ContractRule) -> list[str]:
+    """A rule the contract checks on each normal conversation's result by itself."""
     runs = await harness.normal_runs()
     problems = unusable(runs)
     for run in runs:
-        previous: datetime | None = None
-        for index, entry in _entries(run):
-            raw = entry.get("timestamp")
-            try:
-                moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-            except ValueError:
-                problems.append(f"{where(run, index)}: timestamp {raw!r} is not ISO-8601")
-                continue
-            if moment.tzinfo is None:
-                problems.append(f"{where(run, index)}: timestamp {raw!r} has no time zone")
-                continue
-            if previous is not None and moment < previous:
-                problems.append(
-                    f"{where(run, index)}: timestamp {raw} is before the previous entry's"
-                )
-            previous = moment
+        problems += contract_problems(run, rule)
     return problems
 
 
@@ -614,9 +412,9 @@ async def check_session_id(harness: Harness) -> list[str]:
     for run in runs:
         if run.result is None:
             continue
+        problems += contract_problems(run, ContractRule.SESSION_ID)
         session_id = run.result.get("session_id")
         if not isinstance(session_id, str) or not session_id:
-            problems.append(f"{where(run)}: session_id is {session_id!r}")
             continue
         seen[session_id] += 1
         if session_id == run.client_data_session_id:
@@ -663,20 +461,20 @@ def cart_from_history(history: list[Any]) -> dict[tuple[str, int], float]:
     `add_to_cart` / `remove_from_cart` calls build (a call whose result is an error is skipped)."""
     cart: dict[tuple[str, int], float] = {}
     for entry in history:
-        if not isinstance(entry, dict) or not _is_agent(entry.get("speaker")):
+        if not isinstance(entry, dict) or not is_agent_speaker(entry.get("speaker")):
             continue
         results = entry.get("tool_results")
         results = results if isinstance(results, list) else []
-        for position, call in enumerate(_calls(entry)):
-            name = _call_name(call)
+        for position, call in enumerate(entry_tool_calls(entry)):
+            name = tool_call_name(call)
             if name not in ("add_to_cart", "remove_from_cart"):
                 continue
             result = results[position] if position < len(results) else None
             if result is None or (isinstance(result, dict) and result.get("error")):
                 continue
             try:
-                items = json.loads(_call_arguments(call) or "{}").get("items") or []
-            except (ValueError, AttributeError):
+                items = json.loads(tool_call_arguments(call) or "{}").get("items") or []
+            except (ValueError, TypeError, AttributeError):
                 continue
             for item in items:
                 if name == "add_to_cart" and isinstance(item, dict):
@@ -702,7 +500,7 @@ async def check_max_turns(harness: Harness) -> list[str]:
             continue
         label = f"{where(run)} (max_turns={limit})"
         status = run.result.get("status")
-        if status != "completed":
+        if status != ConversationStatus.COMPLETED:
             problems.append(f"{label}: status is {status!r}, expected 'completed'")
         if run.result.get("total_turns") != limit:
             problems.append(
@@ -713,7 +511,7 @@ async def check_max_turns(harness: Harness) -> list[str]:
             last = turns[-1] if turns else None
             problems.append(f"{label}: the history's last turn is {last!r}, expected {limit}")
         reason = _end_reason(run.result)
-        if reason is not None and reason != "max_turns":
+        if reason is not None and reason != EndReason.MAX_TURNS:
             problems.append(f"{label}: end_reason is {reason!r}, expected 'max_turns'")
         problems += [f"{label}: {problem}" for problem in contract_violations(run.result)]
     return problems
@@ -730,7 +528,7 @@ async def check_timeout(harness: Harness) -> list[str]:
         return problems
     label = f"{where(run)} (latency {TIMEOUT_LATENCY_MS} ms, timeout_sec={TIMEOUT_SEC})"
     status = run.result.get("status")
-    if status != "timeout":
+    if status != ConversationStatus.TIMEOUT:
         problems.append(f"{label}: status is {status!r}, expected 'timeout'")
     if run.elapsed > TIMEOUT_SEC + TIMEOUT_SLACK_SEC:
         problems.append(
@@ -759,7 +557,7 @@ async def check_api_blocked(harness: Harness) -> list[str]:
             continue
         label = f"{where(run)} (geo block on {label_text})"
         status = run.result.get("status")
-        if status != "failed_api_blocked":
+        if status != ConversationStatus.FAILED_API_BLOCKED:
             problems.append(
                 f"{label}: status is {status!r} ({run.result.get('error_type')}), expected "
                 "'failed_api_blocked'"
@@ -790,7 +588,7 @@ async def check_llm_failure(harness: Harness) -> list[str]:
             continue
         label = f"{where(run)} (HTTP 500 on {label_text})"
         status = run.result.get("status")
-        if status != "failed":
+        if status != ConversationStatus.FAILED:
             problems.append(f"{label}: status is {status!r}, expected 'failed'")
         if run.result.get("error_type") != "InternalServerError":
             problems.append(
@@ -819,7 +617,7 @@ async def check_errors_become_results(harness: Harness) -> list[str]:
             if run.result is None:
                 problems.append(f"{label}: the engine {_raised(run)}")
                 continue
-            if run.result.get("status") != "failed":
+            if run.result.get("status") != ConversationStatus.FAILED:
                 problems.append(
                     f"{label}: status is {run.result.get('status')!r}, expected 'failed'"
                 )
@@ -846,7 +644,7 @@ async def check_greeting(harness: Harness) -> list[str]:
             )
         if len(entries) > 1:
             index, second = entries[1]
-            if not _is_agent(second.get("speaker")) or second.get("turn") != 1:
+            if not is_agent_speaker(second.get("speaker")) or second.get("turn") != 1:
                 problems.append(
                     f"{where(run, index)}: after the greeting comes {second.get('speaker')!r} in "
                     f"turn {second.get('turn')!r}, expected an agent in turn 1"
@@ -867,7 +665,7 @@ async def check_basic_mode(harness: Harness) -> list[str]:
         f"{label}: {problem}" for problem in contract_violations(run.result, basic_mode=True)
     ]
     status = run.result.get("status")
-    if status != "completed":
+    if status != ConversationStatus.COMPLETED:
         problems.append(f"{label}: status is {status!r}, expected 'completed'")
     for index, entry in _entries(run):
         for key in ("tool_calls", "tool_results"):
@@ -877,7 +675,7 @@ async def check_basic_mode(harness: Harness) -> list[str]:
     if history and isinstance(history[-1], dict):
         last = history[-1]
         if last.get("speaker") != CLIENT_SPEAKER or not str(last.get("content", "")).startswith(
-            END_CALL_MARKER
+            CLIENT_END_CALL_MARKER
         ):
             problems.append(
                 f"{where(run, len(history) - 1)}: basic mode did not end with the client's "
@@ -918,7 +716,8 @@ def normalised_history(history: list[Any]) -> list[dict[str, Any]]:
         item = {key: value for key, value in entry.items() if key != "timestamp"}
         if "tool_calls" in item:
             item["tool_calls"] = [
-                (_call_name(call), _call_arguments(call)) for call in _calls(entry)
+                (tool_call_name(call), tool_call_arguments(call))
+                for call in entry_tool_calls(entry)
             ]
         normalised.append(item)
     return normalised

@@ -22,6 +22,7 @@ from conversation_engine.contract import (
     BASIC_AGENT_SPEAKER,
     CLIENT_SPEAKER,
     END_CALL_TOOL,
+    EndReason,
     FunctionCall,
     HistoryEntry,
     ToolCall,
@@ -212,15 +213,15 @@ class _LegacyConversation:
             # The agent side answers within the exchange the client opened, or opens one.
             spoken, agent_ended = await self._agent_turn(exchange)
             if agent_ended:
-                self.outcome.end_reason = "agent_end_call"
+                self.outcome.end_reason = EndReason.AGENT_END_CALL
                 return
             if client_opens and exchange == max_turns:
                 break
             client_turn = exchange + 1 if client_opens else exchange
             if await self._client_turn(client_turn, spoken):
-                self.outcome.end_reason = "client_end_call"
+                self.outcome.end_reason = EndReason.CLIENT_END_CALL
                 return
-        self.outcome.end_reason = "max_turns"
+        self.outcome.end_reason = EndReason.MAX_TURNS
 
     def _client_said(self, turn: int, text: str) -> None:
         self.last_client_text = text

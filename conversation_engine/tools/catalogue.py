@@ -1,141 +1,106 @@
 """The tool catalogue: OpenAI function schemas shared by both engines.
 
-Business tools carry the legacy `execution_message` argument (what the agent says while the
-tool runs). It stays in the schema and in recorded tool calls, and is stripped before the
-backend is called. `handoff_<agent>` schemas are generated from a spec's handoffs.
+Every schema is generated (`schema.py`) from the tool's argument model in `arguments.py`,
+the same models the emulated shop validates with, so the two cannot disagree. Business
+tools carry the legacy `execution_message` argument (what the agent says while the tool
+runs): it is added to the generated schema, stays in recorded tool calls, and is stripped
+before the backend is called. `handoff_<agent>` schemas are generated from a spec's
+handoffs.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 from conversation_engine.contract import END_CALL_TOOL, HANDOFF_PREFIX
 from conversation_engine.errors import UnknownToolError
-
-EXECUTION_MESSAGE = "execution_message"
-
-_EXECUTION_MESSAGE_PARAM = {
-    "type": "string",
-    "description": (
-        "What you say to the customer while the tool runs: a short statement in everyday "
-        "language, not a question."
-    ),
-}
+from conversation_engine.tools import arguments as args
+from conversation_engine.tools.schema import (
+    EXECUTION_MESSAGE,
+    LegacyJsonSchema,
+    function_schema,
+    model_parameters,
+)
 
 
-def _business_tool(
-    name: str, description: str, properties: dict[str, Any], required: list[str]
-) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {
-            "name": name,
-            "description": description,
-            "parameters": {
-                "type": "object",
-                "properties": {**properties, EXECUTION_MESSAGE: _EXECUTION_MESSAGE_PARAM},
-                "required": [*required, EXECUTION_MESSAGE],
-            },
-        },
-    }
+@dataclass(frozen=True)
+class ToolDefinition:
+    """A catalogue tool: its name, its description and the model of its arguments."""
+
+    name: str
+    description: str
+    arguments: type[args.ToolArguments]
+    with_execution_message: bool = True
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAI tools entry generated from `arguments`."""
+        return function_schema(
+            self.name,
+            self.description,
+            model_parameters(self.arguments, LegacyJsonSchema),
+            with_execution_message=self.with_execution_message,
+        )
 
 
-BUSINESS_TOOLS: dict[str, dict[str, Any]] = {
-    "rag_find_products": _business_tool(
+BUSINESS_TOOL_DEFINITIONS: tuple[ToolDefinition, ...] = (
+    ToolDefinition(
         "rag_find_products",
         "Search the product catalogue. Returns matching products with their codes, packaging "
         "types and prices, best match first.",
-        {
-            "message": {
-                "type": "string",
-                "description": "Free-text description of the product: kind, cut, brand, "
-                "chilled or frozen, packaging.",
-            }
-        },
-        ["message"],
+        args.FindProductsArguments,
     ),
-    "add_to_cart": _business_tool(
+    ToolDefinition(
         "add_to_cart",
         "Add products to the customer's cart. Use product codes returned by rag_find_products.",
-        {
-            "items": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "product_code": {
-                            "type": "string",
-                            "description": "Product code from rag_find_products.",
-                        },
-                        "quantity": {"type": "number", "description": "How many units."},
-                        "packaging_type": {
-                            "type": "integer",
-                            "description": "Packaging option number; 1 if there is only one.",
-                        },
-                    },
-                    "required": ["product_code", "quantity"],
-                },
-            }
-        },
-        ["items"],
+        args.AddToCartArguments,
     ),
-    "remove_from_cart": _business_tool(
+    ToolDefinition(
         "remove_from_cart",
         "Remove products from the customer's cart.",
-        {"items": {"type": "array", "items": {"type": "string"}, "description": "Product codes."}},
-        ["items"],
+        args.RemoveFromCartArguments,
     ),
-    "get_cart": _business_tool("get_cart", "Show the customer's cart with totals.", {}, []),
-    "change_delivery_date": _business_tool(
+    ToolDefinition("get_cart", "Show the customer's cart with totals.", args.GetCartArguments),
+    ToolDefinition(
         "change_delivery_date",
         "Change the delivery date of the current order.",
-        {"delivery_date": {"type": "string", "description": "New date, YYYY-MM-DD."}},
-        ["delivery_date"],
+        args.ChangeDeliveryDateArguments,
     ),
-    "set_current_location": _business_tool(
+    ToolDefinition(
         "set_current_location",
         "Choose the delivery address from the customer's numbered list of locations.",
-        {
-            "location_id": {
-                "type": "integer",
-                "description": "Number of the address in the customer's LOCATIONS list; 1 by default.",
-            }
-        },
-        ["location_id"],
+        args.SetCurrentLocationArguments,
     ),
+)
+
+CONTROL_TOOL_DEFINITIONS: tuple[ToolDefinition, ...] = (
+    ToolDefinition(
+        END_CALL_TOOL, "End the conversation", args.EndCallArguments, with_execution_message=False
+    ),
+    ToolDefinition(
+        "call_transfer",
+        "Transfer the call to a human operator.",
+        args.CallTransferArguments,
+        with_execution_message=False,
+    ),
+)
+
+#: Tool name -> its definition, for every catalogue tool (handoffs are per spec).
+TOOL_DEFINITIONS: dict[str, ToolDefinition] = {
+    definition.name: definition
+    for definition in (*BUSINESS_TOOL_DEFINITIONS, *CONTROL_TOOL_DEFINITIONS)
+}
+
+BUSINESS_TOOLS: dict[str, dict[str, Any]] = {
+    definition.name: definition.schema() for definition in BUSINESS_TOOL_DEFINITIONS
 }
 
 CONTROL_TOOLS: dict[str, dict[str, Any]] = {
-    END_CALL_TOOL: {
-        "type": "function",
-        "function": {
-            "name": END_CALL_TOOL,
-            "description": "End the conversation",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "reason": {"type": "string", "description": "Reason for ending the call"}
-                },
-                "required": ["reason"],
-            },
-        },
-    },
-    "call_transfer": {
-        "type": "function",
-        "function": {
-            "name": "call_transfer",
-            "description": "Transfer the call to a human operator.",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "reason": {"type": "string", "description": "Why a human is needed."}
-                },
-                "required": ["reason"],
-            },
-        },
-    },
+    definition.name: definition.schema() for definition in CONTROL_TOOL_DEFINITIONS
 }
+
+_HANDOFF_PARAMETERS = model_parameters(args.HandoffArguments, LegacyJsonSchema)
 
 
 def handoff_tool_name(target: str) -> str:
@@ -159,27 +124,12 @@ def handoff_description(target: str, description: str | None) -> str:
 
 def handoff_tool_schema(target: str, description: str | None = None) -> dict[str, Any]:
     """The legacy `handoff_<agent>` schema (reason required, context optional)."""
-    return {
-        "type": "function",
-        "function": {
-            "name": handoff_tool_name(target),
-            "description": handoff_description(target, description),
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "reason": {
-                        "type": "string",
-                        "description": "Why the conversation is transferred.",
-                    },
-                    "context": {
-                        "type": "string",
-                        "description": "What the next agent should know.",
-                    },
-                },
-                "required": ["reason"],
-            },
-        },
-    }
+    return function_schema(
+        handoff_tool_name(target),
+        handoff_description(target, description),
+        _HANDOFF_PARAMETERS,
+        with_execution_message=False,
+    )
 
 
 def handoff_result(target: str) -> dict[str, str]:

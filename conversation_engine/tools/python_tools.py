@@ -10,14 +10,14 @@
     backend = PythonToolBackend([check_stock])          # the shop serves everything else
 
 The first parameter, `session_id`, is filled in by the backend and hidden from the model;
-the others become the tool's JSON-schema parameters (built by pydantic). Like the business
-tools, a Python tool gets the legacy `execution_message` parameter unless
+the others become the tool's JSON-schema parameters, generated from a pydantic model of the
+signature by the same code as the catalogue's schemas (`schema.py`). Like the business tools,
+a Python tool gets the legacy `execution_message` parameter unless
 `with_execution_message=False`; it is stripped before the function is called.
 """
 
 from __future__ import annotations
 
-import copy
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -27,13 +27,10 @@ from typing import Annotated, Any, get_args, get_origin, get_type_hints, overloa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from conversation_engine.contract import END_CALL_TOOL
+from conversation_engine.tools.arguments import invalid_arguments
 from conversation_engine.tools.base import ToolBackend
-from conversation_engine.tools.catalogue import (
-    BUSINESS_TOOLS,
-    EXECUTION_MESSAGE,
-    is_handoff_tool,
-    strip_execution_message,
-)
+from conversation_engine.tools.catalogue import is_handoff_tool, strip_execution_message
+from conversation_engine.tools.schema import EXECUTION_MESSAGE, function_schema, model_parameters
 from conversation_engine.tools.shop import EmulatedShop
 
 ToolFunction = Callable[..., Awaitable[Any]]
@@ -41,12 +38,6 @@ SESSION_ID = "session_id"
 
 #: OpenAI's rule for function names.
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def _execution_message_parameter() -> dict[str, Any]:
-    # The same wording the business tools use, so every tool reads alike to the model.
-    properties = BUSINESS_TOOLS["get_cart"]["function"]["parameters"]["properties"]
-    return copy.deepcopy(properties[EXECUTION_MESSAGE])
 
 
 class ToolArgumentsError(ValueError):
@@ -82,21 +73,13 @@ class PythonTool:
             )
 
     def schema(self) -> dict[str, Any]:
-        """The OpenAI tools entry the model is offered."""
-        parameters = copy.deepcopy(self.parameters)
-        parameters.setdefault("type", "object")
-        properties = parameters.setdefault("properties", {})
-        if self.with_execution_message:
-            properties[EXECUTION_MESSAGE] = _execution_message_parameter()
-            parameters["required"] = [*parameters.get("required", []), EXECUTION_MESSAGE]
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": parameters,
-            },
-        }
+        """The OpenAI tools entry the model is offered (built like the catalogue's)."""
+        return function_schema(
+            self.name,
+            self.description,
+            self.parameters,
+            with_execution_message=self.with_execution_message,
+        )
 
     def bind(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """The keyword arguments for `func`; `ToolArgumentsError` when they do not fit."""
@@ -105,13 +88,7 @@ class PythonTool:
             try:
                 model = self.args_model.model_validate(arguments)
             except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(str(part) for part in error['loc']) or 'arguments'}: {error['msg']}"
-                    for error in exc.errors()
-                )
-                raise ToolArgumentsError(
-                    f"Invalid arguments for {self.name}: {problems}."
-                ) from None
+                raise ToolArgumentsError(invalid_arguments(self.name, exc)) from None
             # Attributes, not model_dump(): nested models reach the function as models.
             return {name: getattr(model, name) for name in type(model).model_fields}
         missing = [name for name in self.parameters.get("required", []) if name not in arguments]
@@ -188,13 +165,11 @@ def _tool_from_function(
         raise TypeError(f"Tool function {func.__qualname__} must be an async function.")
     tool_name = name or func.__name__
     model = _signature_model(func, tool_name)
-    parameters = model.model_json_schema()
-    parameters.pop("title", None)
-    parameters.setdefault("properties", {})
     return PythonTool(
         name=tool_name,
         description=description or inspect.getdoc(func) or f"Run {tool_name}.",
-        parameters=parameters,
+        # pydantic's own JSON-schema style, as Python tools have always been offered.
+        parameters=model_parameters(model),
         func=func,
         with_execution_message=with_execution_message,
         args_model=model,

@@ -25,6 +25,15 @@ from rapidfuzz import fuzz
 
 from conversation_engine.errors import UserInputError
 from conversation_engine.settings import project_path
+from conversation_engine.tools.arguments import (
+    AddToCartArguments,
+    CallTransferArguments,
+    ChangeDeliveryDateArguments,
+    FindProductsArguments,
+    RemoveFromCartArguments,
+    SetCurrentLocationArguments,
+    invalid_arguments,
+)
 from conversation_engine.tools.catalogue import (
     BUSINESS_TOOLS,
     CONTROL_TOOLS,
@@ -376,49 +385,12 @@ def _money(value: Decimal) -> float:
 
 
 # --------------------------------------------------------------------------- tool arguments
-
-
-class _Args(BaseModel):
-    # Models add stray arguments; ignoring them beats failing the call.
-    model_config = ConfigDict(extra="ignore")
-
-
-class _FindArgs(_Args):
-    message: str
-
-
-class _CartItem(_Args):
-    product_code: str
-    quantity: float
-    packaging_type: int | None = None
-
-
-class _AddArgs(_Args):
-    items: list[_CartItem]
-
-
-class _RemoveArgs(_Args):
-    items: list[str | _CartItem | dict[str, Any]]
-
-
-class _DateArgs(_Args):
-    delivery_date: str
-
-
-class _LocationArgs(_Args):
-    location_id: Any
-
-
-class _TransferArgs(_Args):
-    reason: str = ""
+# The argument models live in `arguments.py`: the catalogue's schemas are generated from
+# them, so what the model is offered and what the shop accepts cannot drift apart.
 
 
 def _invalid(tool_name: str, exc: ValidationError) -> JsonDict:
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'arguments'}: {error['msg']}"
-        for error in exc.errors()
-    )
-    return {"error": f"Invalid arguments for {tool_name}: {problems}."}
+    return {"error": invalid_arguments(tool_name, exc)}
 
 
 _DATE_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -507,7 +479,7 @@ class EmulatedShop:
 
     def _rag_find_products(self, arguments: JsonDict, session_id: str) -> JsonDict:
         try:
-            args = _FindArgs.model_validate(arguments)
+            args = FindProductsArguments.model_validate(arguments)
         except ValidationError as exc:
             return _invalid("rag_find_products", exc)
         found = self.search(args.message)
@@ -537,7 +509,7 @@ class EmulatedShop:
 
     def _add_to_cart(self, arguments: JsonDict, session_id: str) -> JsonDict:
         try:
-            args = _AddArgs.model_validate(arguments)
+            args = AddToCartArguments.model_validate(arguments)
         except ValidationError as exc:
             return _invalid("add_to_cart", exc)
         if not args.items:
@@ -585,19 +557,11 @@ class EmulatedShop:
 
     def _remove_from_cart(self, arguments: JsonDict, session_id: str) -> JsonDict:
         try:
-            args = _RemoveArgs.model_validate(arguments)
+            # Cart items given instead of bare codes count as their codes (see the model).
+            args = RemoveFromCartArguments.model_validate(arguments)
         except ValidationError as exc:
             return _invalid("remove_from_cart", exc)
-        codes: list[str] = []
-        for item in args.items:
-            # Models sometimes pass cart items instead of bare codes; accept both.
-            if isinstance(item, _CartItem):
-                code = item.product_code
-            elif isinstance(item, dict):
-                code = str(item.get("product_code", ""))
-            else:
-                code = item
-            codes.append(code.strip().upper())
+        codes = [code.strip().upper() for code in args.items]
         if not codes:
             return {"error": "No product codes given to remove."}
         with self._lock:
@@ -636,7 +600,7 @@ class EmulatedShop:
 
     def _change_delivery_date(self, arguments: JsonDict, session_id: str) -> JsonDict:
         try:
-            args = _DateArgs.model_validate(arguments)
+            args = ChangeDeliveryDateArguments.model_validate(arguments)
         except ValidationError as exc:
             return _invalid("change_delivery_date", exc)
         text = args.delivery_date.strip()
@@ -655,22 +619,21 @@ class EmulatedShop:
 
     def _set_current_location(self, arguments: JsonDict, session_id: str) -> JsonDict:
         try:
-            args = _LocationArgs.model_validate(arguments)
+            location_id = SetCurrentLocationArguments.model_validate(arguments).location_id
         except ValidationError as exc:
-            return _invalid("set_current_location", exc)
-        location_id = _location_number(args.location_id)
-        if location_id is None or not MIN_LOCATION_ID <= location_id <= MAX_LOCATION_ID:
-            return {
-                "error": f"Invalid location_id {args.location_id!r}; choose a number from "
-                f"{MIN_LOCATION_ID} to {MAX_LOCATION_ID} in the customer's LOCATIONS list."
-            }
+            if "location_id" not in arguments:
+                return _invalid("set_current_location", exc)
+            # Present but not a whole number: the same answer as a number out of range.
+            return _invalid_location(arguments["location_id"])
+        if not MIN_LOCATION_ID <= location_id <= MAX_LOCATION_ID:
+            return _invalid_location(location_id)
         with self._lock:
             self._sessions.setdefault(session_id, _Session()).location_id = location_id
         return {"status": "location_set", "location_id": location_id}
 
     def _call_transfer(self, arguments: JsonDict, session_id: str) -> JsonDict:
         try:
-            args = _TransferArgs.model_validate(arguments)
+            args = CallTransferArguments.model_validate(arguments)
         except ValidationError as exc:
             return _invalid("call_transfer", exc)
         return {
@@ -713,14 +676,8 @@ class EmulatedShop:
         }
 
 
-def _location_number(value: Any) -> int | None:
-    """An integer location id from an int, an integral float or a digit string."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
+def _invalid_location(value: Any) -> JsonDict:
+    return {
+        "error": f"Invalid location_id {value!r}; choose a number from "
+        f"{MIN_LOCATION_ID} to {MAX_LOCATION_ID} in the customer's LOCATIONS list."
+    }

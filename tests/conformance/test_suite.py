@@ -14,6 +14,7 @@ from conversation_engine.autogen.engine import AutogenConversationEngine
 from conversation_engine.conformance import CHECKS, Harness, check_engine
 from conversation_engine.conformance.checks import cart_from_history, normalised_history
 from conversation_engine.conformance.harness import CONFORMANCE_CLIENT_SESSION_ID
+from conversation_engine.contract import ContractRule, contract_violations
 from conversation_engine.legacy import LegacyConversationEngine
 from conversation_engine.llm import OpenAIWrapper
 
@@ -287,6 +288,23 @@ async def test_checks_can_run_one_by_one() -> None:
     # Normal conversations are played once and shared between checks.
     runs = await harness.normal_runs()
     assert runs is await harness.normal_runs()
+
+
+def test_every_contract_rule_is_applied_by_the_check_of_its_name() -> None:
+    assert {rule.value for rule in ContractRule} <= set(CHECKS)
+
+
+async def test_per_result_checks_report_the_contracts_strict_rules() -> None:
+    harness = Harness(NullContent)
+    failures = await CHECKS["content_not_null"](harness)
+    expected = [
+        f"content_not_null: scenario '{run.name}': {problem}"
+        for run in await harness.normal_runs()
+        for problem in contract_violations(
+            run.result, basic_mode=False, strict=True, rules=["content_not_null"]
+        )
+    ]
+    assert failures == expected and expected
 
 
 def test_helpers() -> None:
