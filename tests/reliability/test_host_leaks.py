@@ -27,6 +27,9 @@ WARM_UP = 100
 #: Memory may settle a little (allocator arenas, interned strings); a leak of even 20 KB per
 #: conversation would pass 18 MB over the 900 measured runs.
 MAX_RSS_GROWTH_MB = 12
+#: Other tests of the same process may still be closing (or opening) a few descriptors while
+#: these run; a leak here would grow with every conversation, by hundreds over the runs.
+SLACK = 4
 
 
 class ServiceWrapper:
@@ -75,7 +78,7 @@ async def test_a_thousand_engines_per_scenario_leak_nothing(engine_class: type) 
         after = resources()
     assert wrapper.token_lines >= 2 * RUNS
     for key in ("fds", "sockets", "tasks", "threads"):
-        assert after[key] <= before[key], f"{key}: {before[key]} -> {after[key]}"
+        assert after[key] <= before[key] + SLACK, f"{key}: {before[key]} -> {after[key]}"
     assert after["rss_mb"] - before["rss_mb"] < MAX_RSS_GROWTH_MB, (before, after)
 
 
@@ -97,8 +100,12 @@ async def test_a_wrapper_per_scenario_leaks_nothing_either() -> None:
             result = await engine.run_conversation_with_tools(scenarios[0], max_turns=1)
             assert result["status"] == "completed", result.get("error")
             del engine, wrapper
-        gc.collect()  # the wrapper may sit in a reference cycle, as a host's often does
-        await asyncio.sleep(0.1)  # the dropped pools close on the loop
-        after = resources()
+        # The dropped pools close on the loop, soon but not at once: give them up to 2 s.
+        for _ in range(20):
+            gc.collect()  # the wrapper may sit in a reference cycle, as a host's often does
+            await asyncio.sleep(0.1)
+            after = resources()
+            if after["fds"] <= before["fds"] + SLACK:
+                break
     for key in ("fds", "sockets", "threads"):
-        assert after[key] <= before[key], f"{key}: {before[key]} -> {after[key]}"
+        assert after[key] <= before[key] + SLACK, f"{key}: {before[key]} -> {after[key]}"
