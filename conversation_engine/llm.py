@@ -29,7 +29,11 @@ from conversation_engine.errors import (
     APIBlockedError,
     MalformedResponseError,
 )
-from conversation_engine.rate_limit import RateLimitedTransport, RateLimiter
+from conversation_engine.rate_limit import (
+    RateLimitedTransport,
+    RateLimiter,
+    RetryAfterTooLongError,
+)
 from conversation_engine.redaction import register_secret
 from conversation_engine.settings import Settings, get_settings
 
@@ -94,6 +98,35 @@ def as_blocked_error(error: BaseException) -> APIBlockedError | None:
     if is_geo_block(text):
         return APIBlockedError(f"OpenAI API blocked due to geographic restrictions: {error}")
     return None
+
+
+def wire_error_of(error: openai.APIError) -> BaseException:
+    """The error our HTTP client raised on the wire, if the SDK wrapped it; else `error`.
+
+    Our transport and response hook raise deliberate errors (`MalformedResponseError`, a
+    `Retry-After` too long to wait). openai 2.x and 3.x let them through as they are; openai
+    1.x turns every exception of the HTTP client into `APIConnectionError` (after retrying it),
+    so the original is taken back from the chain to report the same `error_type` on every SDK.
+    """
+    cause = error.__cause__
+    if isinstance(error, openai.APIConnectionError) and isinstance(
+        cause, MalformedResponseError | RetryAfterTooLongError
+    ):
+        return cause
+    return error
+
+
+class _WireErrorClient(OpenAIChatCompletionClient):
+    """AutoGen's OpenAI client, reporting our wire errors as themselves (`wire_error_of`)."""
+
+    async def create(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().create(*args, **kwargs)
+        except openai.APIError as error:
+            cause = wire_error_of(error)
+            if cause is error:
+                raise
+            raise cause from None
 
 
 class OpenAIWrapper:
@@ -278,6 +311,9 @@ class OpenAIWrapper:
             blocked = as_blocked_error(error)
             if blocked is not None:
                 raise blocked from error
+            cause = wire_error_of(error)
+            if cause is not error:
+                raise cause from None
             raise
         if isinstance(response, str):
             # The SDK hands back the raw text when the body is not JSON.
@@ -341,7 +377,7 @@ class OpenAIWrapper:
             options["model_info"] = self.model_info
         if seed is not None:
             options["seed"] = seed
-        return OpenAIChatCompletionClient(**options)
+        return _WireErrorClient(**options)
 
     async def aclose(self) -> None:
         await self.http_client.aclose()
