@@ -9,14 +9,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
-import threading
-from typing import Any
 
-import openai
-import psutil
 import pytest
 
+from benchmarks.construction import ServiceWrapper, resources
 from conversation_engine.autogen.engine import AutogenConversationEngine
 from conversation_engine.legacy.engine import LegacyConversationEngine
 from conversation_engine.settings import Settings, project_path
@@ -30,32 +26,6 @@ MAX_RSS_GROWTH_MB = 12
 #: Other tests of the same process may still be closing (or opening) a few descriptors while
 #: these run; a leak here would grow with every conversation, by hundreds over the runs.
 SLACK = 4
-
-
-class ServiceWrapper:
-    """The service's wrapper as it hands it over: `.client`, `.model`, `.max_retries`, `.logger`."""
-
-    def __init__(self, url: str) -> None:
-        self.client = openai.AsyncOpenAI(api_key="sk-service-key", base_url=url)
-        self.model = "gpt-4o-mini"
-        self.max_retries = 3
-        self.logger = self
-        self.token_lines = 0
-
-    def log_token_usage(self, *_: Any) -> None:
-        self.token_lines += 1
-
-
-def resources() -> dict[str, float]:
-    gc.collect()
-    process = psutil.Process()
-    return {
-        "fds": len(os.listdir("/proc/self/fd")),
-        "sockets": len(process.net_connections(kind="inet")),
-        "tasks": len(asyncio.all_tasks()),
-        "threads": threading.active_count(),
-        "rss_mb": process.memory_info().rss / 2**20,
-    }
 
 
 @pytest.mark.parametrize("engine_class", [AutogenConversationEngine, LegacyConversationEngine])
