@@ -51,7 +51,7 @@ _EXPORTS: dict[str, str] = {
     "PythonToolBackend": "conversation_engine.tools.python_tools",
     "python_tool": "conversation_engine.tools.python_tools",
     "SessionTools": "conversation_engine.tools.session",
-    "AutogenToolFactory": "conversation_engine.tools.factory",
+    "AutogenToolFactory": "conversation_engine.autogen.tool_factory",
     # engines
     "AutogenConversationEngine": "conversation_engine.autogen.engine",
     "AutogenMASFactory": "conversation_engine.autogen.mas_factory",
@@ -144,6 +144,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from conversation_engine.autogen.client import SimulatedClient
     from conversation_engine.autogen.engine import AutogenConversationEngine
     from conversation_engine.autogen.mas_factory import AutogenMASFactory
+    from conversation_engine.autogen.tool_factory import AutogenToolFactory
     from conversation_engine.batch.evaluator import ConversationEvaluator
     from conversation_engine.batch.job import BatchProgress
     from conversation_engine.batch.processor import BatchProcessor
@@ -180,7 +181,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from conversation_engine.specs import AgentSpec, PromptSpec, list_prompt_specs, load_prompt_spec
     from conversation_engine.tools.base import ToolBackend
     from conversation_engine.tools.catalogue import ToolCatalogue
-    from conversation_engine.tools.factory import AutogenToolFactory
     from conversation_engine.tools.http import HttpToolBackend
     from conversation_engine.tools.python_tools import PythonTool, PythonToolBackend, python_tool
     from conversation_engine.tools.session import SessionTools

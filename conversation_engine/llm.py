@@ -19,8 +19,6 @@ from typing import Any
 
 import httpx
 import openai
-from autogen_core.models import ModelInfo
-from autogen_ext.models.openai import OpenAIChatCompletionClient
 
 from conversation_engine.completion_check import check_chat_completion
 from conversation_engine.contract import Usage, is_geo_block
@@ -48,15 +46,6 @@ PRICES_PER_1K: dict[str, tuple[float, float]] = {
     "gpt-3.5-turbo": (0.0015, 0.002),
 }
 
-#: What AutoGen is told about a model it does not know (Ollama, vLLM, LM Studio, simulated).
-DEFAULT_MODEL_INFO = ModelInfo(
-    vision=False,
-    function_calling=True,
-    json_output=True,
-    family="unknown",
-    structured_output=False,
-)
-
 SIMULATED_BASE_URL = "http://simulated-llm.local/v1"
 SIMULATED_MODEL = "simulated"
 
@@ -71,16 +60,6 @@ def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> flo
     if prices is None:
         return 0.0
     return (prompt_tokens * prices[0] + completion_tokens * prices[1]) / 1000
-
-
-def _known_to_autogen(model: str) -> bool:
-    from autogen_ext.models.openai._model_info import get_info
-
-    try:
-        get_info(model)
-    except (KeyError, ValueError):
-        return False
-    return True
 
 
 @lru_cache(maxsize=1)
@@ -116,19 +95,6 @@ def wire_error_of(error: openai.APIError) -> BaseException:
     return error
 
 
-class _WireErrorClient(OpenAIChatCompletionClient):
-    """AutoGen's OpenAI client, reporting our wire errors as themselves (`wire_error_of`)."""
-
-    async def create(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await super().create(*args, **kwargs)
-        except openai.APIError as error:
-            cause = wire_error_of(error)
-            if cause is error:
-                raise
-            raise cause from None
-
-
 class OpenAIWrapper:
     """One model endpoint: key, base URL, model, sampling, retries and a pooled HTTP client.
 
@@ -144,7 +110,7 @@ class OpenAIWrapper:
         max_retries: int = 3,
         *,
         base_url: str | None = None,
-        model_info: ModelInfo | None = None,
+        model_info: Mapping[str, Any] | None = None,
         temperature: float = 0.7,
         timeout: float = 60.0,
         organization: str | None = None,
@@ -169,9 +135,9 @@ class OpenAIWrapper:
         # A local gateway (Ollama, vLLM) needs no key, but the SDK insists on one.
         self._api_key = api_key or settings.OPENAI_API_KEY or "not-needed"
         register_secret(self._api_key)  # an endpoint may echo it in an error (redaction.py)
-        if model_info is None and not _known_to_autogen(self.model):
-            model_info = DEFAULT_MODEL_INFO
         self.model_info = model_info
+        """What an agent framework is told about the model; None: decided by the framework
+        client (`autogen.model_client` knows OpenAI's models and assumes the rest)."""
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
@@ -349,14 +315,12 @@ class OpenAIWrapper:
             return {"error": "invalid_json", "content": content}
         return parsed if isinstance(parsed, dict) else {"error": "invalid_json", "content": content}
 
-    # AutoGen ----------------------------------------------------------------------------
+    # For other clients of the endpoint ------------------------------------------------
 
-    def create_autogen_client(self, *, seed: int | None = None) -> OpenAIChatCompletionClient:
-        """An AutoGen model client on this endpoint and its shared HTTP client.
-
-        Temperature and seed are sent on every request; parallel tool calls are off because a
-        Swarm executes only the first of several handoffs.
-        """
+    def client_options(self) -> dict[str, Any]:
+        """What another OpenAI client needs to reach this endpoint exactly as this one does:
+        key, base URL, organization, project, headers, timeout, retries, the shared HTTP
+        client, model and temperature (`openai.AsyncOpenAI` and chat-completion arguments)."""
         options: dict[str, Any] = {
             "model": self.model,
             "api_key": self._api_key,
@@ -364,20 +328,13 @@ class OpenAIWrapper:
             "timeout": self.timeout,
             "http_client": self.http_client,
             "temperature": self.temperature,
-            "parallel_tool_calls": False,
         }
-        for option in ("organization", "project"):
+        for option in ("organization", "project", "base_url"):
             if getattr(self, option):
                 options[option] = getattr(self, option)
         if self.default_headers:
             options["default_headers"] = self.default_headers
-        if self.base_url:
-            options["base_url"] = self.base_url
-        if self.model_info is not None:
-            options["model_info"] = self.model_info
-        if seed is not None:
-            options["seed"] = seed
-        return _WireErrorClient(**options)
+        return options
 
     async def aclose(self) -> None:
         await self.http_client.aclose()

@@ -6,10 +6,9 @@ import httpx
 import openai
 import pytest
 import respx
-from autogen_core.models import UserMessage
 
 from conversation_engine.errors import APIBlockedError
-from conversation_engine.llm import DEFAULT_MODEL_INFO, OpenAIWrapper, estimate_cost
+from conversation_engine.llm import OpenAIWrapper, estimate_cost
 
 BASE = "http://llm.test/v1"
 
@@ -143,25 +142,6 @@ async def test_sdk_retries_go_through_the_shared_client(respx_mock: respx.MockRo
     content, _ = await wrapper.chat_completion([{"role": "user", "content": "hi"}], "s")
     assert content == "ok" and route.call_count == 2
     await wrapper.aclose()
-
-
-async def test_autogen_client_shares_http_client_and_sends_seed(
-    wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
-) -> None:
-    route = respx_mock.post(f"{BASE}/chat/completions").mock(
-        return_value=httpx.Response(200, json=completion("from autogen"))
-    )
-    client = wrapper.create_autogen_client(seed=7)
-    result = await client.create([UserMessage(content="hi", source="client")])
-    assert result.content == "from autogen"
-    body = json.loads(route.calls.last.request.content)
-    assert body["seed"] == 7 and body["temperature"] == 0.2 and body["model"] == "test-model"
-    assert wrapper.model_info == DEFAULT_MODEL_INFO  # custom model name: AutoGen needs model_info
-    assert route.calls.last.request.headers["authorization"] == "Bearer sk-test-secret"
-
-
-def test_known_openai_model_needs_no_model_info() -> None:
-    assert OpenAIWrapper(api_key="k", model="gpt-4o-mini").model_info is None
 
 
 def test_cost_table() -> None:

@@ -37,6 +37,8 @@ from conversation_engine.autogen.mas_factory import (
     TERMINATE_WORD,
     AutogenMASFactory,
 )
+from conversation_engine.autogen.model_client import autogen_model_client
+from conversation_engine.autogen.tool_factory import AutogenToolFactory
 from conversation_engine.contract import CLIENT_SPEAKER, END_CALL_TOOL, EndReason
 from conversation_engine.deadline import CANCEL_GRACE_SECONDS, cancel_and_wait
 from conversation_engine.engine_base import ContractEngine, Conversation
@@ -44,16 +46,22 @@ from conversation_engine.outcome import ConversationOutcome, unwrap_error
 from conversation_engine.settings import Settings
 from conversation_engine.specs import PromptSpec
 from conversation_engine.tools.base import ToolBackend
-from conversation_engine.tools.factory import AutogenToolFactory
 
 logger = logging.getLogger(__name__)
 
-# AutoGen's OpenAI client warns on stderr, once per distinct reply, about tool calls whose
-# arguments are not a string and about a finish reason that does not match the tool calls.
-# The engine handles both (completion_check.tool_call_arguments; tool calls are detected by
-# their presence), so the warnings are only noise.
-warnings.filterwarnings("ignore", message="Tool call function arguments field is not a string")
-warnings.filterwarnings("ignore", message="Finish reason mismatch")
+
+def silence_handled_autogen_warnings() -> None:
+    """Ignore the warnings AutoGen's OpenAI client prints about replies the engine handles.
+
+    It warns on stderr, once per distinct reply, about tool calls whose arguments are null
+    (`completion_check.tool_call_arguments` reads them as `{}`) and about a finish reason that
+    does not match the tool calls (the engine goes by the tool calls). Installed on import.
+    """
+    warnings.filterwarnings("ignore", message="Tool call function arguments field is not a string")
+    warnings.filterwarnings("ignore", message="Finish reason mismatch")
+
+
+silence_handled_autogen_warnings()
 
 AutogenMessage = BaseAgentEvent | BaseChatMessage
 
@@ -123,8 +131,8 @@ class _SwarmConversation:
         self.greeting = greeting
         self.retries = engine.swarm_retries
         self.endpoint = engine.openai
-        self.model_client: ChatCompletionClient = engine.openai.create_autogen_client(
-            seed=outcome.seed
+        self.model_client: ChatCompletionClient = autogen_model_client(
+            engine.openai, seed=outcome.seed
         )
         self.factory = AutogenMASFactory(
             outcome.session_id, max_internal_messages=engine.settings.MAX_INTERNAL_MESSAGES

@@ -1,0 +1,68 @@
+"""AutoGen's model client on one of our endpoints (`OpenAIWrapper`), and what it is told.
+
+The endpoint knows nothing of AutoGen; this module turns it into an
+`OpenAIChatCompletionClient` that shares its HTTP client, key, headers and retries, sends
+temperature and the scenario's seed on every request, and reports the errors our wire raises
+as themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+from autogen_core.models import ModelInfo
+from autogen_ext.models.openai import OpenAIChatCompletionClient
+from autogen_ext.models.openai._model_info import get_info
+
+from conversation_engine.llm import OpenAIWrapper, wire_error_of
+
+#: What AutoGen is told about a model it does not know (Ollama, vLLM, LM Studio, simulated).
+DEFAULT_MODEL_INFO = ModelInfo(
+    vision=False,
+    function_calling=True,
+    json_output=True,
+    family="unknown",
+    structured_output=False,
+)
+
+
+def model_info_for(endpoint: OpenAIWrapper) -> ModelInfo | None:
+    """The endpoint's own `model_info`, else None for a model AutoGen knows, else the default."""
+    if endpoint.model_info is not None:
+        return ModelInfo(**endpoint.model_info)  # type: ignore[typeddict-item]
+    try:
+        get_info(endpoint.model)
+    except (KeyError, ValueError):
+        return DEFAULT_MODEL_INFO
+    return None
+
+
+def autogen_model_client(
+    endpoint: OpenAIWrapper, *, seed: int | None = None
+) -> OpenAIChatCompletionClient:
+    """An AutoGen model client on `endpoint` and its shared HTTP client.
+
+    Temperature and seed are sent on every request; parallel tool calls are off because a
+    Swarm executes only the first of several handoffs.
+    """
+    options: dict[str, Any] = {**endpoint.client_options(), "parallel_tool_calls": False}
+    model_info = model_info_for(endpoint)
+    if model_info is not None:
+        options["model_info"] = model_info
+    if seed is not None:
+        options["seed"] = seed
+    return _WireErrorClient(**options)
+
+
+class _WireErrorClient(OpenAIChatCompletionClient):
+    """AutoGen's OpenAI client, reporting our wire errors as themselves (`wire_error_of`)."""
+
+    async def create(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().create(*args, **kwargs)
+        except openai.APIError as error:
+            cause = wire_error_of(error)
+            if cause is error:
+                raise
+            raise cause from None
