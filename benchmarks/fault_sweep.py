@@ -63,11 +63,10 @@ def _sweep(examples: int, seed_value: int, batch_every: int) -> dict[str, Any]:
                 noise[f"log {record.name} {record.levelname}: {record.getMessage()[:60]}"] += 1
 
     route_autogen_runtime_logs(debug=False)  # as the command line does
-    # Imported here, not inside an example: its warning filters must outlive the examples'
-    # `warnings.catch_warnings` blocks, as they do in a real process.
-    import conversation_engine.autogen.engine  # noqa: F401
+    from conversation_engine.autogen.engine import silence_handled_autogen_warnings
 
-    logging.getLogger().addHandler(CountNoise())
+    counter = CountNoise()
+    logging.getLogger().addHandler(counter)
 
     @seed(seed_value)
     @settings(
@@ -89,6 +88,7 @@ def _sweep(examples: int, seed_value: int, batch_every: int) -> dict[str, Any]:
         tally["examples"] += 1
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            silence_handled_autogen_warnings()  # as in a real process
             try:
                 observations = in_fresh_loop(both)
             except ExampleHung as hung:
@@ -113,7 +113,10 @@ def _sweep(examples: int, seed_value: int, batch_every: int) -> dict[str, Any]:
             broken.append({"fault": repr(fault)[:2000], "problems": problems})
 
     started = time.monotonic()
-    one()
+    try:
+        one()
+    finally:
+        logging.getLogger().removeHandler(counter)
     return {
         "examples": count,
         "seed": seed_value,

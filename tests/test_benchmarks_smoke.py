@@ -113,3 +113,12 @@ async def test_batch_scale_keys() -> None:
         assert run["status_file_bytes"] < 2000 and run["scenarios_file_bytes"] > 0
     assert isinstance(results["ratio_largest_smallest"], float)
     assert batch_scale.table(results)
+
+
+def test_fault_sweep_keys() -> None:
+    from benchmarks import fault_sweep
+
+    results = fault_sweep._sweep(examples=3, seed_value=0, batch_every=1)
+    assert results["examples"] == 3 and results["broken"] == []
+    assert sum(tally["examples"] for tally in results["per_class"].values()) == 3
+    assert fault_sweep.table(results).startswith("| fault/role |")

@@ -570,6 +570,7 @@ class BatchProcessor:
                 self.openai,
                 job.prompt_spec_name,
                 spec=spec if isinstance(spec, PromptSpec) else None,
+                timeout_sec=self.settings.EVAL_TIMEOUT_SEC,
             )
             self._evaluators[key] = evaluator
         return engine, evaluator

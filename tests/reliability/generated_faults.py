@@ -417,8 +417,11 @@ class Observation:
 
 
 def engine_settings() -> Settings:
-    # Few model calls per turn keep a fault that makes every reply a tool call quick.
-    return get_settings().model_copy(update={"MAX_INTERNAL_MESSAGES": 3})
+    # Few model calls per turn keep a fault that makes every reply a tool call quick; an
+    # evaluator that never answers is given up as soon as a conversation would be.
+    return get_settings().model_copy(
+        update={"MAX_INTERNAL_MESSAGES": 3, "EVAL_TIMEOUT_SEC": TIMEOUT_SEC}
+    )
 
 
 async def observe(engine: str, fault: DrawnFault) -> Observation:
@@ -471,6 +474,7 @@ async def batch_rows(fault: DrawnFault, engine: str, out_dir: Path) -> list[dict
         max_turns=2,
         timeout_sec=TIMEOUT_SEC,
         tool_backend=EmulatedShop(),
+        settings=engine_settings(),
     )
     try:
         batch_id = processor.create_batch_job([SCENARIO], prompt_spec_name="multiagent_prompts")
