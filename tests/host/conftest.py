@@ -64,6 +64,22 @@ _ENGINE_ENV = (
     "LOGS_DIR",
 )
 
+#: What the service reads of a combined result (reference 7.3, completed / timeout).
+COMBINED_KEYS = {
+    "scenario_index",
+    "scenario",
+    "session_id",
+    "status",
+    "total_turns",
+    "duration_seconds",
+    "score",
+    "comment",
+    "evaluation_status",
+    "start_time",
+    "end_time",
+    "conversation_history",
+}
+
 
 def quiet_connection_resets(server: socketserver.BaseServer) -> None:
     """Do not print a traceback when a client drops a keep-alive connection.

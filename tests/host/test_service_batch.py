@@ -27,7 +27,7 @@ from conversation_engine.contract import contract_violations
 from conversation_engine.settings import get_settings, project_path
 from conversation_engine.simulated_llm.server import SimulatedLLMServer
 from conversation_engine.tools.catalogue import BUSINESS_TOOLS, EXECUTION_MESSAGE
-from tests.host.conftest import HOST_MODEL, ToolApi, read_token_lines
+from tests.host.conftest import COMBINED_KEYS, HOST_MODEL, ToolApi, read_token_lines
 from tests.host.legacy_service.batch_processor import BatchProcessor
 from tests.host.legacy_service.config import Config
 from tests.host.legacy_service.result_storage import ResultStorage
@@ -38,21 +38,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Resolved model mismatch:UserWarn
 
 OUR_MULTIAGENT_SPEC = project_path("prompt_specs") / "multiagent_prompts.json"
 
-#: What the service reads of a combined result (reference 7.3, completed / timeout).
-COMBINED_KEYS = {
-    "scenario_index",
-    "scenario",
-    "session_id",
-    "status",
-    "total_turns",
-    "duration_seconds",
-    "score",
-    "comment",
-    "evaluation_status",
-    "start_time",
-    "end_time",
-    "conversation_history",
-}
 
 #: spec name -> (where the spec comes from, the agent speaker that must open every
 #: conversation, an agent speaker some conversation of the batch must reach by a handoff).

@@ -23,7 +23,7 @@ from conversation_engine.simulated_llm.config import Fault, SimulationConfig
 from conversation_engine.simulated_llm.persona import parse_persona
 from conversation_engine.simulated_llm.server import SimulatedLLMServer, serving_in_background
 from conversation_engine.specs import load_prompt_spec
-from tests.host.conftest import HOST_MODEL, read_token_lines
+from tests.host.conftest import COMBINED_KEYS, HOST_MODEL, read_token_lines
 from tests.host.legacy_service.batch_processor import BatchProcessor
 from tests.host.legacy_service.config import Config
 from tests.host.legacy_service.evaluator import ConversationEvaluator
@@ -32,20 +32,6 @@ from tests.host.legacy_service.prompt_specification import PromptSpecificationMa
 from tests.host.legacy_service.result_storage import ResultStorage
 
 SERVICE_PROMPTS = Path(__file__).resolve().parent / "legacy_service" / "prompts"
-COMBINED_KEYS = {
-    "scenario_index",
-    "scenario",
-    "session_id",
-    "status",
-    "total_turns",
-    "duration_seconds",
-    "score",
-    "comment",
-    "evaluation_status",
-    "start_time",
-    "end_time",
-    "conversation_history",
-}
 GOODBYE = "That's everything, thank you. Goodbye!"
 
 
