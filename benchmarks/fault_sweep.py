@@ -63,7 +63,7 @@ def _sweep(examples: int, seed_value: int, batch_every: int) -> dict[str, Any]:
                 noise[f"log {record.name} {record.levelname}: {record.getMessage()[:60]}"] += 1
 
     route_autogen_runtime_logs(debug=False)  # as the command line does
-    from conversation_engine.autogen.engine import silence_handled_autogen_warnings
+    from conversation_engine.engines.autogen.engine import silence_handled_autogen_warnings
 
     counter = CountNoise()
     logging.getLogger().addHandler(counter)

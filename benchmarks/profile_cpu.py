@@ -43,8 +43,8 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("AutoGen agents and group chat (autogen_agentchat)", ("autogen_agentchat/",)),
     ("AutoGen OpenAI client (autogen_ext)", ("autogen_ext/",)),
     ("tools (emulated shop)", ("conversation_engine/tools/",)),
-    ("engine: AutoGen", ("conversation_engine/autogen/",)),
-    ("engine: legacy", ("conversation_engine/legacy/",)),
+    ("engine: AutoGen", ("conversation_engine/engines/autogen/",)),
+    ("engine: legacy", ("conversation_engine/engines/legacy/",)),
     ("shared: specs, scenarios, outcome, contract", ("conversation_engine/",)),
     (EVENT_LOOP, ("asyncio/",)),
 )

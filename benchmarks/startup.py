@@ -35,8 +35,8 @@ def commands() -> dict[str, list[str]]:
         "python": [python, "-c", "pass"],
         "help": help_command,
         "import_package": [python, "-c", "import conversation_engine"],
-        "import_engine": [python, "-c", "import conversation_engine.autogen.engine"],
-        "import_legacy_engine": [python, "-c", "import conversation_engine.legacy.engine"],
+        "import_engine": [python, "-c", "import conversation_engine.engines.autogen.engine"],
+        "import_legacy_engine": [python, "-c", "import conversation_engine.engines.legacy"],
     }
 
 
@@ -84,8 +84,8 @@ def table(results: dict[str, Any]) -> str:
         "python": "`python -c pass`",
         "help": "`conversation-engine --help`",
         "import_package": "`import conversation_engine`",
-        "import_engine": "`import conversation_engine.autogen.engine`",
-        "import_legacy_engine": "`import conversation_engine.legacy.engine`",
+        "import_engine": "`import conversation_engine.engines.autogen.engine`",
+        "import_legacy_engine": "`import conversation_engine.engines.legacy`",
     }
     rows = [
         (label, results["seconds"][name]["median"], results["seconds"][name]["min"])

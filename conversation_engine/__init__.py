@@ -51,14 +51,14 @@ _EXPORTS: dict[str, str] = {
     "PythonToolBackend": "conversation_engine.tools.python_tools",
     "python_tool": "conversation_engine.tools.python_tools",
     "SessionTools": "conversation_engine.tools.session",
-    "AutogenToolFactory": "conversation_engine.autogen.tool_factory",
+    "AutogenToolFactory": "conversation_engine.engines.autogen.tool_factory",
     # engines
-    "AutogenConversationEngine": "conversation_engine.autogen.engine",
-    "AutogenMASFactory": "conversation_engine.autogen.mas_factory",
-    "ConversationAdapter": "conversation_engine.autogen.adapter",
-    "SimulatedClient": "conversation_engine.autogen.client",
-    "LegacyConversationEngine": "conversation_engine.legacy.engine",
-    "RolloutConversationEngine": "conversation_engine.rollout",
+    "AutogenConversationEngine": "conversation_engine.engines.autogen.engine",
+    "AutogenMASFactory": "conversation_engine.engines.autogen.mas_factory",
+    "ConversationAdapter": "conversation_engine.engines.autogen.adapter",
+    "SimulatedClient": "conversation_engine.engines.customer",
+    "LegacyConversationEngine": "conversation_engine.engines.legacy",
+    "RolloutConversationEngine": "conversation_engine.engines.rollout",
     "HostService": "conversation_engine.host",
     # batches and A/B comparison
     "BatchProcessor": "conversation_engine.batch.processor",
@@ -140,11 +140,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from conversation_engine.autogen.adapter import ConversationAdapter
-    from conversation_engine.autogen.client import SimulatedClient
-    from conversation_engine.autogen.engine import AutogenConversationEngine
-    from conversation_engine.autogen.mas_factory import AutogenMASFactory
-    from conversation_engine.autogen.tool_factory import AutogenToolFactory
     from conversation_engine.batch.evaluator import ConversationEvaluator
     from conversation_engine.batch.job import BatchProgress
     from conversation_engine.batch.processor import BatchProcessor
@@ -161,6 +156,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         contract_violations,
         safe_parse_tool_result,
     )
+    from conversation_engine.engines.autogen.adapter import ConversationAdapter
+    from conversation_engine.engines.autogen.engine import AutogenConversationEngine
+    from conversation_engine.engines.autogen.mas_factory import AutogenMASFactory
+    from conversation_engine.engines.autogen.tool_factory import AutogenToolFactory
+    from conversation_engine.engines.customer import SimulatedClient
+    from conversation_engine.engines.legacy import LegacyConversationEngine
+    from conversation_engine.engines.rollout import RolloutConversationEngine
     from conversation_engine.errors import (
         APIBlockedError,
         MalformedResponseError,
@@ -171,10 +173,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UserInputError,
     )
     from conversation_engine.host import HostService
-    from conversation_engine.legacy.engine import LegacyConversationEngine
     from conversation_engine.llm import OpenAIWrapper
     from conversation_engine.rate_limit import RateLimiter
-    from conversation_engine.rollout import RolloutConversationEngine
     from conversation_engine.scenario import Scenario, load_scenarios, prepare_variables
     from conversation_engine.settings import Settings, get_settings
     from conversation_engine.simulated_llm import Fault, SimulatedLLMTransport, SimulationConfig

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -20,8 +21,8 @@ from typing import Any
 import httpx
 import openai
 
-from conversation_engine.completion_check import check_chat_completion
-from conversation_engine.contract import Usage, is_geo_block
+from conversation_engine.completion_check import check_chat_completion, tool_call_arguments
+from conversation_engine.contract import FunctionCall, ToolCall, Usage, is_geo_block
 from conversation_engine.errors import (
     MALFORMED_RESPONSE_MESSAGE,
     APIBlockedError,
@@ -346,3 +347,31 @@ class OpenAIWrapper:
 
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
+
+
+def reply_text(reply: Any) -> str:
+    """The spoken text of a `chat_completion` reply (a string or a message); never None."""
+    if reply is None or isinstance(reply, str):
+        return reply or ""
+    return getattr(reply, "content", None) or ""
+
+
+def reply_tool_calls(reply: Any) -> list[ToolCall]:
+    """A `chat_completion` reply's tool calls in contract shape (arguments stay JSON text)."""
+    if reply is None or isinstance(reply, str):
+        return []
+    calls: list[ToolCall] = []
+    for raw in getattr(reply, "tool_calls", None) or []:
+        function = getattr(raw, "function", None)
+        name = getattr(function, "name", None)
+        if not name:
+            continue
+        calls.append(
+            ToolCall(
+                id=getattr(raw, "id", None) or f"call_{uuid.uuid4().hex[:24]}",
+                function=FunctionCall(
+                    name=name, arguments=tool_call_arguments(getattr(function, "arguments", None))
+                ),
+            )
+        )
+    return calls

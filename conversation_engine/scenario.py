@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from conversation_engine.errors import (
     ConversationEngineError,
@@ -370,6 +371,14 @@ class ClientDataSource(Protocol):
     ) -> ClientData: ...
 
 
+class _RetryableStatus(Exception):
+    """A webhook answer with a status in `_RETRYABLE_STATUSES`: worth another attempt."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
 class WebhookClient:
     """The legacy client-data webhook (a Retell inbound-call webhook).
 
@@ -402,22 +411,29 @@ class WebhookClient:
         body: dict[str, Any] = {"call_inbound": {"from_number": client_id}}
         if purchase_history_codes is not None:
             body["injected_purchase_history"] = list(purchase_history_codes)
-        response: httpx.Response | None = None
-        failure = ""
-        for attempt in range(self._max_retries + 1):
-            if attempt:
-                await asyncio.sleep(attempt * self._backoff_seconds)
-            try:
-                response = await self._http.post(self._url, json=body, timeout=self._timeout)
-            except httpx.TransportError as exc:  # a timeout or a dropped connection: retry
-                response, failure = None, f"{type(exc).__name__}: {self._scrub(str(exc))}"
-                continue
-            except Exception as exc:  # CancelledError is not an Exception, so it propagates
-                return self._fallback(client_id, f"{type(exc).__name__}: {self._scrub(str(exc))}")
-            if response.status_code not in _RETRYABLE_STATUSES:
-                break
-        if response is None:
-            return self._fallback(client_id, failure)
+
+        async def post() -> httpx.Response:
+            response = await self._http.post(self._url, json=body, timeout=self._timeout)
+            if response.status_code in _RETRYABLE_STATUSES:
+                raise _RetryableStatus(response)
+            return response
+
+        # A timeout, a dropped connection (httpx.TransportError) or a gateway error is retried;
+        # anything else ends the lookup at once. A fresh AsyncRetrying per lookup: its
+        # iteration state must not be shared by lookups that run concurrently.
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(max(self._max_retries, 0) + 1),
+            wait=self._backoff,
+            retry=retry_if_exception_type((httpx.TransportError, _RetryableStatus)),
+            sleep=asyncio.sleep,
+            reraise=True,  # the last failure itself, not a RetryError
+        )
+        try:
+            response: httpx.Response = await retrying(post)
+        except _RetryableStatus as exc:  # still a gateway error after the last attempt
+            response = exc.response
+        except Exception as exc:  # CancelledError is not an Exception, so it propagates
+            return self._fallback(client_id, f"{type(exc).__name__}: {self._scrub(str(exc))}")
         if response.status_code != 200:
             return self._fallback(client_id, f"HTTP {response.status_code}")
         try:
@@ -441,6 +457,10 @@ class WebhookClient:
         if session_id is not None and not isinstance(session_id, str | int):
             session_id = None  # an id is a string (or a number); anything else is not one
         return ClientData(variables=variables, session_id=str(session_id) if session_id else None)
+
+    def _backoff(self, state: RetryCallState) -> float:
+        """The wait before attempt n + 1 (after attempt n, 1-based, failed): n * backoff_seconds."""
+        return state.attempt_number * self._backoff_seconds
 
     def _fallback(self, client_id: str, reason: str) -> ClientData:
         logger.warning(

@@ -1,4 +1,4 @@
-"""AutoGen lives under `conversation_engine.autogen` only: the rest never imports it.
+"""AutoGen lives under `conversation_engine.engines.autogen` only: the rest never imports it.
 
 Each check runs in a fresh interpreter, so what an import loads is all that is in
 `sys.modules` afterwards.
@@ -22,12 +22,12 @@ assert not loaded, loaded
 @pytest.mark.parametrize(
     "code",
     [
-        "import conversation_engine.legacy.engine",
+        "import conversation_engine.engines.legacy",
         "import conversation_engine.batch.evaluator",
         "import conversation_engine.batch.processor",
         "import conversation_engine.compare.harness",
         "import conversation_engine.specs, conversation_engine.tools, conversation_engine.llm",
-        "import conversation_engine.rollout, conversation_engine.host",
+        "import conversation_engine.engines.rollout, conversation_engine.host",
         # Building and running the legacy engine loads no AutoGen either.
         "import asyncio\n"
         "from conversation_engine import LegacyConversationEngine, OpenAIWrapper\n"

@@ -20,10 +20,10 @@ import pytest
 import respx
 
 from conversation_engine import host as host_module
-from conversation_engine.autogen.engine import AutogenConversationEngine
+from conversation_engine.engines.autogen.engine import AutogenConversationEngine
+from conversation_engine.engines.legacy import LegacyConversationEngine
 from conversation_engine.errors import SpecError
 from conversation_engine.host import HostService
-from conversation_engine.legacy.engine import LegacyConversationEngine
 from conversation_engine.llm import OpenAIWrapper
 from conversation_engine.settings import Settings, project_path
 from conversation_engine.simulated_llm.server import base_url, serving_in_background

@@ -7,13 +7,17 @@ from typing import Any
 
 import pytest
 
-from conversation_engine.autogen.engine import AutogenConversationEngine
 from conversation_engine.contract import contract_violations
 from conversation_engine.engines import resolve_engine
-from conversation_engine.legacy.engine import LegacyConversationEngine
+from conversation_engine.engines.autogen.engine import AutogenConversationEngine
+from conversation_engine.engines.legacy import LegacyConversationEngine
+from conversation_engine.engines.rollout import (
+    RolloutConversationEngine,
+    is_engine_fault,
+    rollout_arm,
+)
 from conversation_engine.llm import OpenAIWrapper
 from conversation_engine.outcome import ConversationOutcome
-from conversation_engine.rollout import RolloutConversationEngine, is_engine_fault, rollout_arm
 from conversation_engine.settings import Settings
 from conversation_engine.simulated_llm import Fault, SimulationConfig
 
@@ -37,7 +41,7 @@ def scenario(name: str = "chicken") -> dict[str, Any]:
 class BuggyAutogenEngine(AutogenConversationEngine):
     """The AutoGen engine with a defect of its own: every conversation hits a bug."""
 
-    def _new_conversation(self, *args: Any, **kwargs: Any) -> Any:
+    def _new_bot(self, *args: Any, **kwargs: Any) -> Any:
         raise KeyError("agent registry out of step")
 
 
@@ -148,7 +152,7 @@ async def test_a_timeout_does_not_fall_back() -> None:
 async def test_the_baseline_is_configured_by_name(wrapper: OpenAIWrapper) -> None:
     settings = Settings(
         ROLLOUT_AUTOGEN_SHARE=0.0,
-        ROLLOUT_BASELINE="conversation_engine.legacy.engine:LegacyConversationEngine",
+        ROLLOUT_BASELINE="conversation_engine.engines.legacy:LegacyConversationEngine",
     )
     rollout = RolloutConversationEngine(wrapper, SPEC, settings=settings)
     assert rollout.share == 0.0 and rollout.classes["baseline"] is LegacyConversationEngine

@@ -316,6 +316,85 @@ async def test_webhook_warning_never_logs_credentials(
     assert "abc123" not in caplog.text
 
 
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits asked of asyncio.sleep, recorded instead of slept."""
+    recorded: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def record(seconds: float, *args: object, **kwargs: object) -> None:
+        recorded.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", record)
+    return recorded
+
+
+@pytest.mark.parametrize(
+    "first",
+    [httpx.Response(502), httpx.Response(503), httpx.Response(504), httpx.ConnectError("reset")],
+    ids=["502", "503", "504", "connect"],
+)
+@respx.mock
+async def test_webhook_retries_a_transient_failure(
+    http: httpx.AsyncClient, sleeps: list[float], first: httpx.Response | Exception
+) -> None:
+    route = respx.post(WEBHOOK_URL).mock(
+        side_effect=[first, httpx.Response(200, json=_webhook_response(name="Ann"))]
+    )
+    data = await WebhookClient(WEBHOOK_URL, http).get_client_data("C-1001")
+    assert data.variables == {"NAME": "Ann"}
+    assert route.call_count == 2
+    assert sleeps == [0.5]  # the default: one retry after 0.5 s
+
+
+@respx.mock
+async def test_webhook_retries_exhausted_give_the_fallback(
+    http: httpx.AsyncClient, sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    route = respx.post(WEBHOOK_URL).mock(
+        side_effect=[httpx.ReadTimeout("slow"), httpx.ConnectError("reset"), httpx.Response(503)]
+    )
+    with caplog.at_level(logging.WARNING, logger="conversation_engine.scenario"):
+        data = await WebhookClient(
+            WEBHOOK_URL, http, max_retries=2, backoff_seconds=0.5
+        ).get_client_data("C-1001")
+    assert data == _fallback()
+    assert route.call_count == 3
+    assert sleeps == [0.5, 1.0]  # attempt * backoff_seconds
+    assert "(HTTP 503)" in caplog.text  # the last attempt's failure
+
+
+@respx.mock
+async def test_webhook_last_transport_error_is_the_reason(
+    http: httpx.AsyncClient, sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    route = respx.post(WEBHOOK_URL).mock(
+        side_effect=[httpx.Response(502), httpx.ConnectError("connection refused")]
+    )
+    with caplog.at_level(logging.WARNING, logger="conversation_engine.scenario"):
+        data = await WebhookClient(WEBHOOK_URL, http).get_client_data("C-1001")
+    assert data == _fallback()
+    assert route.call_count == 2
+    assert "(ConnectError: connection refused)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [httpx.Response(500), httpx.Response(404), RuntimeError("boom")],
+    ids=["500", "404", "unexpected"],
+)
+@respx.mock
+async def test_webhook_other_failures_are_not_retried(
+    http: httpx.AsyncClient, sleeps: list[float], answer: httpx.Response | Exception
+) -> None:
+    route = respx.post(WEBHOOK_URL).mock(side_effect=[answer])
+    data = await WebhookClient(WEBHOOK_URL, http, max_retries=3).get_client_data("C-1001")
+    assert data == _fallback()
+    assert route.call_count == 1
+    assert sleeps == []
+
+
 async def test_webhook_timeout_is_passed_to_the_request() -> None:
     seen: dict[str, Any] = {}
 

@@ -10,11 +10,13 @@ raises: every failure becomes a `{"result": "..."}` value the model can read.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from conversation_engine.redaction import (
     hide_credentials_in_http_logs,
@@ -40,6 +42,11 @@ class _AttemptFailed(Exception):
         self.kind = kind
         self.details = details
         self.retryable = retryable
+
+
+async def _sleep(seconds: float) -> None:
+    if seconds > 0:  # no wait at all, not even a yield to the loop, when backoff is 0
+        await asyncio.sleep(seconds)
 
 
 class HttpToolBackend:
@@ -96,27 +103,44 @@ class HttpToolBackend:
 
     async def _post_with_retries(self, tool_name: str, url: str, body: dict[str, Any]) -> Any:
         attempts = self.max_retries + 1
-        for attempt in range(attempts):
-            timeout = self.timeouts[min(attempt, len(self.timeouts) - 1)]
-            try:
-                return await self._attempt(url, body, timeout)
-            except _AttemptFailed as failure:
-                last_attempt = attempt == attempts - 1
-                if not failure.retryable or last_attempt:
-                    logger.warning("Tool %s failed: %s", tool_name, failure)
-                    return {"result": f"Tool {tool_name} failed: {failure.kind}, {failure.details}"}
-                wait = (attempt + 1) * self.backoff_seconds
-                logger.info(
-                    "Tool %s attempt %d/%d failed (%s); retrying in %.1f s",
-                    tool_name,
-                    attempt + 1,
-                    attempts,
-                    failure,
-                    wait,
-                )
-                if wait > 0:
-                    await asyncio.sleep(wait)
-        raise AssertionError("unreachable: the last attempt always returns")
+        # Attempt n (0-based) uses timeouts[n]; past the end, the last one repeats.
+        timeouts = itertools.chain(self.timeouts, itertools.repeat(self.timeouts[-1]))
+
+        def log_retry(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome is not None else None
+            wait = state.next_action.sleep if state.next_action is not None else 0.0
+            logger.info(
+                "Tool %s attempt %d/%d failed (%s); retrying in %.1f s",
+                tool_name,
+                state.attempt_number,
+                attempts,
+                failure,
+                wait,
+            )
+
+        # A fresh AsyncRetrying per call: its iteration state must not be shared by calls
+        # that run concurrently.
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(attempts),
+            wait=self._backoff,
+            retry=retry_if_exception(lambda exc: isinstance(exc, _AttemptFailed) and exc.retryable),
+            before_sleep=log_retry,
+            sleep=_sleep,
+            reraise=True,  # the last (or a non-retryable) failure itself, not a RetryError
+        )
+
+        async def attempt() -> Any:  # a coroutine function: tenacity 9.2 calls others unawaited
+            return await self._attempt(url, body, next(timeouts))
+
+        try:
+            return await retrying(attempt)
+        except _AttemptFailed as failure:
+            logger.warning("Tool %s failed: %s", tool_name, failure)
+            return {"result": f"Tool {tool_name} failed: {failure.kind}, {failure.details}"}
+
+    def _backoff(self, state: RetryCallState) -> float:
+        """The wait after attempt n (1-based) failed: n * backoff_seconds."""
+        return state.attempt_number * self.backoff_seconds
 
     async def _attempt(self, url: str, body: dict[str, Any], timeout: float) -> Any:
         try:

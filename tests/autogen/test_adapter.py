@@ -13,8 +13,12 @@ from autogen_agentchat.messages import (
 from autogen_core import FunctionCall
 from autogen_core.models import FunctionExecutionResult, RequestUsage
 
-from conversation_engine.autogen.adapter import ConversationAdapter, count_model_calls, usage_of
 from conversation_engine.contract import ConversationResult, contract_violations
+from conversation_engine.engines.autogen.adapter import (
+    ConversationAdapter,
+    count_model_calls,
+    usage_of,
+)
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from conversation_engine.autogen.engine import AutogenConversationEngine
 from conversation_engine.contract import contract_violations
+from conversation_engine.engines.autogen.engine import AutogenConversationEngine
 from conversation_engine.llm import OpenAIWrapper
 from conversation_engine.scenario import load_scenarios
 from conversation_engine.settings import get_settings

@@ -12,12 +12,12 @@ from autogen_agentchat.messages import (
 from autogen_core import CancellationToken, FunctionCall
 from autogen_core.models import FunctionExecutionResult
 
-from conversation_engine.autogen.mas_factory import (
+from conversation_engine.contract import END_CALL_TOOL
+from conversation_engine.engines.autogen.mas_factory import (
     MODEL_CALL_CAP_REASON,
     AutogenMASFactory,
     _SharedToolHandoff,
 )
-from conversation_engine.contract import END_CALL_TOOL
 
 AGENTS = ["agent", "support"]
 
@@ -95,7 +95,7 @@ def test_the_service_agent_s_hooks_are_the_ones_autogen_0_7_5_calls() -> None:
 
     from autogen_agentchat.agents import AssistantAgent
 
-    from conversation_engine.autogen.mas_factory import ServiceAgent
+    from conversation_engine.engines.autogen.mas_factory import ServiceAgent
 
     loop = inspect.getsource(AssistantAgent._process_model_result)
     assert "cls._execute_tool_call(" in loop and "cls._check_and_handle_handoff(" in loop
@@ -106,7 +106,7 @@ def test_the_service_agent_s_hooks_are_the_ones_autogen_0_7_5_calls() -> None:
 async def test_a_tool_call_autogen_cannot_parse_becomes_an_error_result() -> None:
     import asyncio
 
-    from conversation_engine.autogen.mas_factory import ServiceAgent
+    from conversation_engine.engines.autogen.mas_factory import ServiceAgent
 
     call = FunctionCall(id="c1", name="get_cart", arguments="[" * 100_000)
     executed, result = await ServiceAgent._execute_tool_call(

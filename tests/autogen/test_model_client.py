@@ -10,7 +10,7 @@ import pytest
 import respx
 from autogen_core.models import UserMessage
 
-from conversation_engine.autogen.model_client import (
+from conversation_engine.engines.autogen.model_client import (
     DEFAULT_MODEL_INFO,
     autogen_model_client,
     model_info_for,

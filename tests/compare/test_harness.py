@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from conversation_engine.cli import app
 from conversation_engine.compare.analysis import METRICS
-from conversation_engine.legacy.engine import LegacyConversationEngine
+from conversation_engine.engines.legacy import LegacyConversationEngine
 from conversation_engine.settings import get_settings
 
 runner = CliRunner()
@@ -119,9 +119,9 @@ def test_a_bad_engine_name_is_exit_2_with_one_sentence(tmp_path: Path) -> None:
             "Engine 'nosuch' is not 'autogen', 'legacy', 'rollout' or 'package.module:Class'.",
         ),
         (
-            "conversation_engine.legacy.engine:Nope",
-            "Engine 'conversation_engine.legacy.engine:Nope': module "
-            "'conversation_engine.legacy.engine' has no class 'Nope'.",
+            "conversation_engine.engines.legacy:Nope",
+            "Engine 'conversation_engine.engines.legacy:Nope': module "
+            "'conversation_engine.engines.legacy' has no class 'Nope'.",
         ),
     ):
         result = runner.invoke(

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from conversation_engine.autogen.engine import AutogenConversationEngine
 from conversation_engine.conformance import CHECKS, Harness, check_engine
 from conversation_engine.conformance.checks import cart_from_history, normalised_history
 from conversation_engine.conformance.harness import CONFORMANCE_CLIENT_SESSION_ID
 from conversation_engine.contract import ContractRule, contract_violations
-from conversation_engine.legacy import LegacyConversationEngine
+from conversation_engine.engines.autogen.engine import AutogenConversationEngine
+from conversation_engine.engines.legacy import LegacyConversationEngine
 from conversation_engine.llm import OpenAIWrapper
 
 ORDER = "scenario 'Conformance: one product'"

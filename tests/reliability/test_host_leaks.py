@@ -13,8 +13,8 @@ import json
 import pytest
 
 from benchmarks.construction import ServiceWrapper, resources
-from conversation_engine.autogen.engine import AutogenConversationEngine
-from conversation_engine.legacy.engine import LegacyConversationEngine
+from conversation_engine.engines.autogen.engine import AutogenConversationEngine
+from conversation_engine.engines.legacy import LegacyConversationEngine
 from conversation_engine.settings import Settings, project_path
 from conversation_engine.simulated_llm.server import base_url, serving_in_background
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -26,6 +28,20 @@ async def backend() -> AsyncIterator[HttpToolBackend]:
 def router() -> Iterator[respx.MockRouter]:
     with respx.mock(assert_all_mocked=True) as mock_router:
         yield mock_router
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits asked of asyncio.sleep, recorded instead of slept."""
+    recorded: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def record(seconds: float, *args: object, **kwargs: object) -> None:
+        recorded.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", record)
+    return recorded
 
 
 async def test_request_body_through_session_tools(
@@ -121,6 +137,64 @@ async def test_each_attempt_uses_its_timeout(router: respx.MockRouter) -> None:
         result = await backend.call("get_cart", {}, "s")
     assert seen == [1, 2, 3, 3]
     assert result == {"result": "Tool get_cart failed: ReadTimeout, no response within 3 s"}
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
+    return [
+        (record.levelno, record.getMessage())
+        for record in caplog.records
+        if record.name == "conversation_engine.tools.http"
+    ]
+
+
+async def test_default_retries_wait_3_6_9_seconds_and_log_each(
+    router: respx.MockRouter, sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    route = router.post(f"{BASE}/get_cart").mock(return_value=httpx.Response(503))
+    with caplog.at_level(logging.INFO, logger="conversation_engine.tools.http"):
+        async with HttpToolBackend(BASE) as backend:  # max_retries=3, backoff_seconds=3
+            result = await backend.call("get_cart", {}, "s")
+    assert result == {"result": "Tool get_cart failed: HTTP 503, Service Unavailable"}
+    assert route.call_count == 4
+    assert sleeps == [3.0, 6.0, 9.0]
+    assert _logged(caplog) == [
+        *(
+            (
+                logging.INFO,
+                f"Tool get_cart attempt {n}/4 failed (HTTP 503, Service Unavailable); "
+                f"retrying in {3.0 * n:.1f} s",
+            )
+            for n in (1, 2, 3)
+        ),
+        (logging.WARNING, "Tool get_cart failed: HTTP 503, Service Unavailable"),
+    ]
+
+
+async def test_non_retryable_status_is_neither_retried_nor_waited_for(
+    router: respx.MockRouter, sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    route = router.post(f"{BASE}/get_cart").mock(return_value=httpx.Response(500))
+    with caplog.at_level(logging.INFO, logger="conversation_engine.tools.http"):
+        async with HttpToolBackend(BASE) as backend:
+            result = await backend.call("get_cart", {}, "s")
+    assert result == {"result": "Tool get_cart failed: HTTP 500, Internal Server Error"}
+    assert route.call_count == 1
+    assert sleeps == []
+    assert _logged(caplog) == [
+        (logging.WARNING, "Tool get_cart failed: HTTP 500, Internal Server Error")
+    ]
+
+
+async def test_max_retries_zero_makes_one_attempt(
+    router: respx.MockRouter, sleeps: list[float]
+) -> None:
+    route = router.post(f"{BASE}/get_cart").mock(side_effect=httpx.ConnectError("refused"))
+    async with HttpToolBackend(BASE, max_retries=0) as backend:
+        assert await backend.call("get_cart", {}, "s") == {
+            "result": "Tool get_cart failed: ConnectError, refused"
+        }
+    assert route.call_count == 1
+    assert sleeps == []
 
 
 async def test_non_json_200_is_raw_text(backend: HttpToolBackend, router: respx.MockRouter) -> None:

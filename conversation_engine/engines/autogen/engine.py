@@ -1,10 +1,9 @@
 """`AutogenConversationEngine`: the legacy contract, with the bot run as an AutoGen Swarm.
 
-One conversation, end to end: the scenario's variables are enriched and its session id decided
-once; the spec is formatted strictly; tools are bound to the session; a Swarm is built; then
-the agent side (one `Swarm.run_stream` per exchange, resumed with a `HandoffMessage` from the
-client to the agent that spoke last) and the simulated client (outside the team) take turns
-until someone ends the call, `max_turns` exchanges are done, or the wall-clock bound expires.
+The shared driver (`engines.driver`) runs the conversation with the shared simulated customer;
+this module supplies the bot, `SwarmBot`: tools bound to the session, a Swarm built from the
+formatted spec, and one `Swarm.run_stream` per exchange, resumed with a `HandoffMessage` from
+the client to the agent that spoke last.
 """
 
 from __future__ import annotations
@@ -23,25 +22,24 @@ from autogen_agentchat.messages import (
     ModelClientStreamingChunkEvent,
     TextMessage,
     ToolCallExecutionEvent,
-    ToolCallRequestEvent,
 )
 from autogen_agentchat.teams import Swarm
 from autogen_core import CancellationToken
 from autogen_core.models import ChatCompletionClient, RequestUsage
 from autogen_core.tools import BaseTool
 
-from conversation_engine.autogen.adapter import ConversationAdapter
-from conversation_engine.autogen.client import SimulatedClient
-from conversation_engine.autogen.mas_factory import (
+from conversation_engine.contract import CLIENT_SPEAKER, END_CALL_TOOL, HistoryEntry
+from conversation_engine.deadline import CANCEL_GRACE_SECONDS, cancel_and_wait
+from conversation_engine.engines.autogen.adapter import ConversationAdapter
+from conversation_engine.engines.autogen.mas_factory import (
     MODEL_CALL_CAP_REASON,
     TERMINATE_WORD,
     AutogenMASFactory,
 )
-from conversation_engine.autogen.model_client import autogen_model_client
-from conversation_engine.autogen.tool_factory import AutogenToolFactory
-from conversation_engine.contract import CLIENT_SPEAKER, END_CALL_TOOL, EndReason
-from conversation_engine.deadline import CANCEL_GRACE_SECONDS, cancel_and_wait
-from conversation_engine.engine_base import ContractEngine, Conversation
+from conversation_engine.engines.autogen.model_client import autogen_model_client
+from conversation_engine.engines.autogen.tool_factory import AutogenToolFactory
+from conversation_engine.engines.base import ContractEngine
+from conversation_engine.engines.bot import BotTurn
 from conversation_engine.outcome import ConversationOutcome, unwrap_error
 from conversation_engine.settings import Settings
 from conversation_engine.specs import PromptSpec
@@ -103,18 +101,12 @@ class AutogenConversationEngine(ContractEngine):
         )
         self.swarm_retries = swarm_retries
 
-    def _new_conversation(
-        self, spec: PromptSpec, outcome: ConversationOutcome, *, basic: bool, greeting: str | None
-    ) -> _SwarmConversation:
-        return _SwarmConversation(self, spec, outcome, basic=basic, greeting=greeting)
-
-    def _record(self, conversation: Conversation | None, outcome: ConversationOutcome) -> None:
-        if isinstance(conversation, _SwarmConversation):
-            conversation.record(outcome)
+    def _new_bot(self, spec: PromptSpec, outcome: ConversationOutcome, *, basic: bool) -> SwarmBot:
+        return SwarmBot(self, spec, outcome, basic=basic)
 
 
-class _SwarmConversation:
-    """One conversation's team, client and transcript. Never shared, never reused."""
+class SwarmBot:
+    """One conversation's team and the messages of its exchange in progress. Never shared."""
 
     def __init__(
         self,
@@ -123,12 +115,10 @@ class _SwarmConversation:
         outcome: ConversationOutcome,
         *,
         basic: bool,
-        greeting: str | None,
     ) -> None:
         self.spec = spec
-        self.outcome = outcome
+        self.session_id = outcome.session_id
         self.basic = basic
-        self.greeting = greeting
         self.retries = engine.swarm_retries
         self.endpoint = engine.openai
         self.model_client: ChatCompletionClient = autogen_model_client(
@@ -151,52 +141,41 @@ class _SwarmConversation:
         self.adapter = ConversationAdapter(
             {spec.autogen_name(a): a for a in agent_ids}, basic=basic
         )
-        client_spec = spec.client
-        assert client_spec is not None, "validated specs always have a client"
-        self.client = SimulatedClient(client_spec.prompt, self.model_client)
         self.team = self._build_team()
         self.checkpoint: Mapping[str, Any] | None = None
         self.messages: list[AutogenMessage] = []
+        """The messages of the exchange in progress, kept as they arrive."""
+        self.turn = 0
         self.last_agent = spec.autogen_name(spec.entry_agent_id)
-        self.internal_cap_hits = 0
 
     def _build_team(self) -> Swarm:
         return self.factory.create_swarm_team(
             self.spec, self.tools, self.model_client, basic=self.basic
         )
 
-    async def play(self, max_turns: int) -> None:
-        client_opens = self.greeting is not None
-        pending = self.client.say_first(self.greeting).text if self.greeting else None
-        for exchange in range(1, max_turns + 1):
-            task = None if pending is None else self._client_message(pending)
-            run = await self._agent_turn(task)
-            if self._agent_ended_call(run):
-                self.outcome.end_reason = EndReason.AGENT_END_CALL
-                return
-            if client_opens and exchange == max_turns:
-                break
-            reply = await self.client.reply(self.adapter.spoken_text(run))
-            self._count(reply.usage)
-            if reply.end_call is not None:
-                self.messages.append(
-                    ToolCallRequestEvent(
-                        source=CLIENT_SPEAKER, content=[reply.end_call], created_at=reply.created_at
-                    )
-                )
-                self.outcome.end_reason = EndReason.CLIENT_END_CALL
-                return
-            pending = reply.text
-            if exchange == max_turns:
-                # The client's last words are part of the transcript even though no run follows.
-                self.messages.append(self._client_message(pending))
-        self.outcome.end_reason = EndReason.MAX_TURNS
+    async def respond(self, heard: str | None, *, turn: int) -> BotTurn:
+        """One exchange: a Swarm run on the customer's words (None: the entry agent opens)."""
+        self.turn = turn
+        self.messages = []
+        task = None if heard is None else self._client_message(heard)
+        run, capped = await self._agent_turn(task)
+        return BotTurn(
+            self.adapter.agent_entries(run, turn),
+            self.adapter.spoken_text(run),
+            ended_call=self._agent_ended_call(run),
+            capped=capped,
+        )
+
+    def unfinished(self) -> list[HistoryEntry]:
+        """The interrupted exchange's messages as history (tool calls without results marked)."""
+        messages, self.messages = self.messages, []
+        return self.adapter.agent_entries(messages, self.turn)
 
     def _client_message(self, text: str) -> HandoffMessage:
         return HandoffMessage(source=CLIENT_SPEAKER, target=self.last_agent, content=text)
 
-    async def _agent_turn(self, task: HandoffMessage | None) -> list[AutogenMessage]:
-        """One Swarm run; messages are kept as they arrive, so a failure keeps what was said."""
+    async def _agent_turn(self, task: HandoffMessage | None) -> tuple[list[AutogenMessage], bool]:
+        """One Swarm run and whether the cap stopped it; messages are kept as they arrive."""
         for attempt in range(self.retries + 1):
             mark = len(self.messages)
             try:
@@ -205,16 +184,16 @@ class _SwarmConversation:
                 # AutoGen 0.7.5 leaves a team whose agent raised unusable: never run it again.
                 error_type, _ = unwrap_error(error)
                 if attempt < self.retries and error_type in TRANSIENT_ERRORS:
-                    logger.info("Retrying turn of %s after %s", self.outcome.session_id, error_type)
+                    logger.info("Retrying turn of %s after %s", self.session_id, error_type)
                     del self.messages[mark:]
                     await self._rebuild()
                     continue
                 raise
             run = self.messages[mark:]
-            self._after_run(run, stop_reason)
+            capped = self._after_run(run, stop_reason)
             if self.retries:
                 self.checkpoint = await self.team.save_state()
-            return run
+            return run, capped
         raise AssertionError("unreachable")
 
     async def _stream_run(self, task: HandoffMessage | None) -> str:
@@ -248,7 +227,7 @@ class _SwarmConversation:
             await cancel_and_wait(
                 consumer,
                 CANCEL_GRACE_SECONDS / 2,
-                what=f"Swarm run of {self.outcome.session_id}",
+                what=f"Swarm run of {self.session_id}",
                 on_stuck=self._cancel_runtime_tasks,
             )
             raise
@@ -269,17 +248,19 @@ class _SwarmConversation:
         if self.checkpoint is not None:
             await self.team.load_state(self.checkpoint)
 
-    def _after_run(self, run: list[AutogenMessage], stop_reason: str) -> None:
+    def _after_run(self, run: list[AutogenMessage], stop_reason: str) -> bool:
+        """Follow the turn to the agent that spoke last; True when the cap stopped the run."""
         self.last_agent = self.adapter.last_agent(run, self.last_agent)
         if stop_reason.startswith(MODEL_CALL_CAP_REASON) and not (
             run and isinstance(run[-1], TextMessage)
         ):
             # The per-turn cap stopped an agent mid tool loop: the turn is recorded as it
             # stands (its tool calls, no text) and the conversation goes on.
-            self.internal_cap_hits += 1
             logger.warning(
-                "Session %s: internal message cap hit (%s)", self.outcome.session_id, stop_reason
+                "Session %s: internal message cap hit (%s)", self.session_id, stop_reason
             )
+            return True
+        return False
 
     @staticmethod
     def _agent_ended_call(run: list[AutogenMessage]) -> bool:
@@ -295,13 +276,5 @@ class _SwarmConversation:
         return False
 
     def _count(self, usage: RequestUsage) -> None:
-        self.outcome.usage.add(usage.prompt_tokens, usage.completion_tokens)
-        self.endpoint.log_usage(
-            self.outcome.session_id, usage.prompt_tokens, usage.completion_tokens
-        )
-
-    def record(self, outcome: ConversationOutcome) -> None:
-        """Put the transcript so far on the outcome (called on success and on failure)."""
-        outcome.history = self.adapter.to_history(self.messages)
-        if self.internal_cap_hits:
-            outcome.extra["internal_cap_hits"] = self.internal_cap_hits
+        # Counted against the session on the endpoint, where the customer's calls count too.
+        self.endpoint.record_usage(self.session_id, usage.prompt_tokens, usage.completion_tokens)

@@ -39,7 +39,6 @@ from autogen_agentchat.messages import (
 )
 from autogen_core.models import RequestUsage
 
-from conversation_engine.autogen.client import end_call_reason
 from conversation_engine.completion_check import tool_call_arguments
 from conversation_engine.contract import (
     AGENT_SPEAKER_PREFIX,
@@ -52,6 +51,7 @@ from conversation_engine.contract import (
     client_end_call_content,
     safe_parse_tool_result,
 )
+from conversation_engine.engines.customer import end_call_reason
 from conversation_engine.tools.catalogue import (
     handoff_not_executed,
     handoff_result,
@@ -222,6 +222,11 @@ class ConversationAdapter:
         )
 
     # One agent-side run ------------------------------------------------------------------
+
+    def agent_entries(self, messages: Sequence[AutogenMessage], turn: int) -> list[HistoryEntry]:
+        """One run's agent entries, all numbered `turn`; the client's messages are skipped."""
+        spoken = [message for message in messages if message.source != self._client_source]
+        return [entry.model_copy(update={"turn": turn}) for entry in self.to_history(spoken)]
 
     def spoken_text(self, messages: Sequence[AutogenMessage]) -> str:
         """What the customer hears of a run: the agents' text, including text said with tool calls."""

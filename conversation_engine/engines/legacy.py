@@ -1,41 +1,37 @@
-"""`LegacyConversationEngine`: the legacy engine's conversation flow on the plain `openai` SDK.
+"""`LegacyConversationEngine`: the legacy engine's agent side on the plain `openai` SDK.
 
 It is the A/B baseline for the AutoGen engine. Both share the prompt specs, scenario
-variables, session id, tool catalogue and backends, the model endpoint (`OpenAIWrapper`) and
-the way a result is built (`ConversationOutcome`); only the orchestration differs. Here it is
-the legacy loop: per-agent chat contexts, explicit tool execution, `handoff_<agent>` tools
-that switch the current agent, and a simulated client that hears only the agents' words.
+variables, session id, tool catalogue and backends, the model endpoint (`OpenAIWrapper`), the
+exchange loop and simulated customer (`engines.driver`, `engines.customer`) and the way a
+result is built (`ConversationOutcome`); only the bot differs. Here it is the legacy bot:
+per-agent chat contexts, explicit tool execution and `handoff_<agent>` tools that switch the
+current agent.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conversation_engine.completion_check import tool_call_arguments
 from conversation_engine.contract import (
     AGENT_SPEAKER_PREFIX,
     BASIC_AGENT_SPEAKER,
-    CLIENT_SPEAKER,
     END_CALL_TOOL,
-    EndReason,
-    FunctionCall,
     HistoryEntry,
     ToolCall,
-    client_end_call_content,
     safe_parse_tool_result,
 )
-from conversation_engine.engine_base import ContractEngine, Conversation
+from conversation_engine.engines.base import ContractEngine
+from conversation_engine.engines.bot import BotTurn
+from conversation_engine.llm import reply_text, reply_tool_calls
 from conversation_engine.outcome import ConversationOutcome, now_iso
 from conversation_engine.settings import Settings
 from conversation_engine.specs import PromptSpec
 from conversation_engine.tools.base import ToolBackend
 from conversation_engine.tools.catalogue import (
-    CONTROL_TOOLS,
     handoff_not_executed,
     handoff_result,
     handoff_target,
@@ -50,11 +46,6 @@ TAKEOVER_INSTRUCTION = (
     "The previous agent has transferred the customer to you."
 )
 
-#: The `reason` recorded when the client hangs up without giving one.
-DEFAULT_END_REASON = "Client ended the call"
-
-_CLIENT_TOOLS = [CONTROL_TOOLS[END_CALL_TOOL]]
-
 
 class LegacyConversationEngine(ContractEngine):
     """The legacy `ConversationEngine`, re-implemented as a correct, efficient baseline.
@@ -62,7 +53,7 @@ class LegacyConversationEngine(ContractEngine):
     Same constructor and methods as the legacy class (and the same keyword options as
     `AutogenConversationEngine`: `tool_backend`, `client_data`, `settings`). Construction
     loads and validates the prompt spec. One instance serves any number of concurrent
-    conversations: all per-conversation state lives in a fresh `_LegacyConversation`.
+    conversations: all per-conversation state lives in a fresh `LegacyBot`.
 
     Conversation flow (legacy, section 1.4 of the reference): the entry agent speaks first
     unless the scenario gives `client_greeting`/`GREETING`, in which case the client opens
@@ -128,15 +119,8 @@ class LegacyConversationEngine(ContractEngine):
             for agent_id in spec.service_agent_ids
         }
 
-    def _new_conversation(
-        self, spec: PromptSpec, outcome: ConversationOutcome, *, basic: bool, greeting: str | None
-    ) -> _LegacyConversation:
-        return _LegacyConversation(self, spec, outcome, basic=basic, greeting=greeting)
-
-    def _record(self, conversation: Conversation | None, outcome: ConversationOutcome) -> None:
-        # The history is kept on the outcome as it grows; only the usage is collected here.
-        if outcome.session_id:
-            outcome.usage = self.openai.pop_usage(outcome.session_id)
+    def _new_bot(self, spec: PromptSpec, outcome: ConversationOutcome, *, basic: bool) -> LegacyBot:
+        return LegacyBot(self, spec, outcome, basic=basic)
 
 
 @dataclass
@@ -158,12 +142,8 @@ class _ToolOutcome:
     ended_call: bool = False
 
 
-class _LegacyConversation:
-    """One conversation's contexts and transcript. Never shared, never reused.
-
-    History entries go straight onto the outcome as they are produced, so a failure or a
-    timeout keeps everything said until then.
-    """
+class LegacyBot:
+    """One conversation's agent contexts and tools. Never shared, never reused."""
 
     def __init__(
         self,
@@ -172,13 +152,10 @@ class _LegacyConversation:
         outcome: ConversationOutcome,
         *,
         basic: bool,
-        greeting: str | None,
     ) -> None:
         self.openai = engine.openai
         self.spec = spec
-        self.outcome = outcome
         self.basic = basic
-        self.greeting = greeting
         self.seed = outcome.seed
         self.session_id = outcome.session_id
         self.max_calls = engine.settings.MAX_INTERNAL_MESSAGES
@@ -193,64 +170,32 @@ class _LegacyConversation:
         self.contexts: dict[str, list[dict[str, Any]]] = {
             self.current: [self._system(self.current)]
         }
-        client = spec.client
-        assert client is not None, "validated specs always have a client"
-        self.client_context: list[dict[str, Any]] = [{"role": "system", "content": client.prompt}]
         self.last_client_text: str | None = None
-        self.internal_cap_hits = 0
+        self.entries: list[HistoryEntry] = []
+        """The entries of the exchange in progress, closed ones only."""
 
     def _system(self, agent_id: str) -> dict[str, Any]:
         return {"role": "system", "content": self.spec.agents[agent_id].prompt}
 
-    # The loop ----------------------------------------------------------------------------
-
-    async def play(self, max_turns: int) -> None:
-        client_opens = self.greeting is not None
-        if self.greeting is not None:
-            self.client_context.append({"role": "assistant", "content": self.greeting})
-            self._client_said(1, self.greeting)
-        for exchange in range(1, max_turns + 1):
-            # The agent side answers within the exchange the client opened, or opens one.
-            spoken, agent_ended = await self._agent_turn(exchange)
-            if agent_ended:
-                self.outcome.end_reason = EndReason.AGENT_END_CALL
-                return
-            if client_opens and exchange == max_turns:
-                break
-            client_turn = exchange + 1 if client_opens else exchange
-            if await self._client_turn(client_turn, spoken):
-                self.outcome.end_reason = EndReason.CLIENT_END_CALL
-                return
-        self.outcome.end_reason = EndReason.MAX_TURNS
-
-    def _client_said(self, turn: int, text: str) -> None:
-        self.last_client_text = text
-        self.contexts[self.current].append({"role": "user", "content": text})
-        self._record(
-            HistoryEntry(turn=turn, speaker=CLIENT_SPEAKER, content=text, timestamp=now_iso())
-        )
-
-    def _record(self, entry: HistoryEntry) -> None:
-        self.outcome.history.append(entry)
-
-    # The agent side ----------------------------------------------------------------------
-
-    async def _agent_turn(self, turn: int) -> tuple[str, bool]:
-        """The agent side of one exchange: `(what the client hears, whether it ended the call)`."""
+    async def respond(self, heard: str | None, *, turn: int) -> BotTurn:
+        """The agent side of one exchange, answering `heard` (None: the bot opens)."""
+        self.entries = []
+        if heard is not None:
+            self.last_client_text = heard
+            self.contexts[self.current].append({"role": "user", "content": heard})
         spoken: list[str] = []
         entry = _AgentEntry(self.current, turn)
         for _ in range(self.max_calls):
             agent_id = entry.agent_id
             reply = await self._complete(self.contexts[agent_id], self.tool_schemas.get(agent_id))
-            calls = _tool_calls_of(reply)
-            text = _text_of(reply)
+            calls = reply_tool_calls(reply)
+            text = reply_text(reply)
             if text.strip():
                 entry.content.append(text.strip())
                 spoken.append(text.strip())
             if not calls:
                 self.contexts[agent_id].append({"role": "assistant", "content": text})
-                self._close(entry)
-                return " ".join(spoken), False
+                return self._turn(entry, spoken)
             self.contexts[agent_id].append(
                 {
                     "role": "assistant",
@@ -260,23 +205,35 @@ class _LegacyConversation:
             )
             result = await self._execute(entry, calls)
             if result.ended_call:
-                self._close(entry)
-                return " ".join(spoken), True
+                return self._turn(entry, spoken, ended_call=True)
             if result.handoff_to is not None:
                 self._close(entry)
                 self._take_over(result.handoff_to)
                 entry = _AgentEntry(result.handoff_to, turn)
         # The bound was hit mid tool loop: record the turn as it stands and carry on.
-        self.internal_cap_hits += 1
-        # Additive result key, as the AutoGen engine reports its per-turn cap hits.
-        self.outcome.extra["internal_cap_hits"] = self.internal_cap_hits
         logger.warning(
             "Session %s: %d model calls in one agent turn without a reply",
             self.session_id,
             self.max_calls,
         )
+        return self._turn(entry, spoken, capped=True)
+
+    def unfinished(self) -> list[HistoryEntry]:
+        """The closed entries of an interrupted exchange (the open one is not kept)."""
+        entries, self.entries = self.entries, []
+        return entries
+
+    def _turn(
+        self,
+        entry: _AgentEntry,
+        spoken: list[str],
+        *,
+        ended_call: bool = False,
+        capped: bool = False,
+    ) -> BotTurn:
         self._close(entry)
-        return " ".join(spoken), False
+        entries, self.entries = self.entries, []
+        return BotTurn(entries, " ".join(spoken), ended_call=ended_call, capped=capped)
 
     async def _complete(
         self, messages: list[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None
@@ -326,7 +283,7 @@ class _LegacyConversation:
     def _close(self, entry: _AgentEntry) -> None:
         speaker = BASIC_AGENT_SPEAKER if self.basic else f"{AGENT_SPEAKER_PREFIX}{entry.agent_id}"
         has_tools = bool(entry.calls)
-        self._record(
+        self.entries.append(
             HistoryEntry(
                 turn=entry.turn,
                 speaker=speaker,
@@ -336,71 +293,3 @@ class _LegacyConversation:
                 tool_results=list(entry.results) if has_tools else None,
             )
         )
-
-    # The client side ---------------------------------------------------------------------
-
-    async def _client_turn(self, turn: int, agent_text: str) -> bool:
-        """The client answers the agents' words; True when it ended the call."""
-        self.client_context.append({"role": "user", "content": agent_text})
-        reply = await self._complete(self.client_context, _CLIENT_TOOLS)
-        calls = _tool_calls_of(reply)
-        if calls:
-            # The only tool on offer is end_call; any other call is taken as hanging up too,
-            # rather than inventing words for the customer.
-            call = next((c for c in calls if c.function.name == END_CALL_TOOL), None)
-            if call is None:
-                call = ToolCall(
-                    id=calls[0].id, function=FunctionCall(name=END_CALL_TOOL, arguments="{}")
-                )
-            self._record(
-                HistoryEntry(
-                    turn=turn,
-                    speaker=CLIENT_SPEAKER,
-                    content=client_end_call_content(_end_reason(call.function.arguments)),
-                    timestamp=now_iso(),
-                    tool_calls=None if self.basic else [call],
-                )
-            )
-            return True
-        text = _text_of(reply)
-        self.client_context.append({"role": "assistant", "content": text})
-        self._client_said(turn, text)
-        return False
-
-
-def _text_of(reply: Any) -> str:
-    """The spoken text of a completion: a string, or a message object's content; never None."""
-    if reply is None or isinstance(reply, str):
-        return reply or ""
-    return getattr(reply, "content", None) or ""
-
-
-def _tool_calls_of(reply: Any) -> list[ToolCall]:
-    """The reply's tool calls in contract shape (arguments stay the model's JSON string)."""
-    if reply is None or isinstance(reply, str):
-        return []
-    calls: list[ToolCall] = []
-    for raw in getattr(reply, "tool_calls", None) or []:
-        function = getattr(raw, "function", None)
-        name = getattr(function, "name", None)
-        if not name:
-            continue
-        calls.append(
-            ToolCall(
-                id=getattr(raw, "id", None) or f"call_{uuid.uuid4().hex[:24]}",
-                function=FunctionCall(
-                    name=name, arguments=tool_call_arguments(getattr(function, "arguments", None))
-                ),
-            )
-        )
-    return calls
-
-
-def _end_reason(arguments: str) -> str:
-    """The `reason` of an `end_call`; malformed arguments still end the call."""
-    try:
-        parsed = json.loads(arguments or "{}")
-    except ValueError:
-        return DEFAULT_END_REASON
-    reason = parsed.get("reason") if isinstance(parsed, dict) else None
-    return str(reason) if reason else DEFAULT_END_REASON

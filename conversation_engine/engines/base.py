@@ -1,9 +1,9 @@
 """`ContractEngine`: the contract's constructor, its two methods and the run skeleton.
 
-An engine supplies only its conversation (`_new_conversation`) and what to copy from it onto
-the outcome (`_record`); the constructor (endpoint, settings, spec, tools, client data), the
-scenario handling, the hard deadline and the rule that every failure becomes a result live
-here once, so both engines keep them alike.
+An engine supplies only its bot (`_new_bot`). The constructor (endpoint, settings, spec,
+tools, client data), the scenario handling, the simulated customer and the exchange loop
+(`engines.driver`), the hard deadline, the usage count and the rule that every failure
+becomes a result live here once, so every engine keeps them alike.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from conversation_engine.deadline import bounded
+from conversation_engine.engines.bot import Bot
+from conversation_engine.engines.customer import SimulatedClient
+from conversation_engine.engines.driver import ConversationDriver
 from conversation_engine.host import HostService, log_spec_source, warn_emulated_tools
 from conversation_engine.llm import OpenAIWrapper, as_blocked_error, estimate_cost
 from conversation_engine.outcome import ConversationOutcome, seed_of, unwrap_error
@@ -33,12 +36,6 @@ from conversation_engine.tools.default import default_tool_backend
 from conversation_engine.tools.session import SessionTools
 
 logger = logging.getLogger(__name__)
-
-
-class Conversation(Protocol):
-    """One conversation's state and loop, built fresh for each run."""
-
-    async def play(self, turns_limit: int) -> None: ...
 
 
 def greeting_of(variables: Mapping[str, Any]) -> str | None:
@@ -106,19 +103,12 @@ class ContractEngine(ABC):
         return await self._run(scenario, max_turns, timeout_sec, basic=False)
 
     @abstractmethod
-    def _new_conversation(
-        self,
-        spec: PromptSpec,
-        outcome: ConversationOutcome,
-        *,
-        basic: bool,
-        greeting: str | None,
-    ) -> Conversation:
-        """A fresh conversation for the formatted `spec`, reporting into `outcome`."""
+    def _new_bot(self, spec: PromptSpec, outcome: ConversationOutcome, *, basic: bool) -> Bot:
+        """A fresh bot for the formatted `spec`, for the session and seed of `outcome`.
 
-    @abstractmethod
-    def _record(self, conversation: Conversation | None, outcome: ConversationOutcome) -> None:
-        """Copy what `conversation` produced (history, usage) onto `outcome`; may be partial."""
+        Its model calls must count against the session on `self.openai` (`chat_completion`
+        does; other clients call `record_usage`), as the customer's do.
+        """
 
     async def _run(
         self, scenario: Any, max_turns: int | None, timeout_sec: float | None, *, basic: bool
@@ -129,7 +119,7 @@ class ContractEngine(ABC):
         outcome = ConversationOutcome(
             scenario_name=str(name or "unknown"), tools_used=not basic, engine=type(self).__name__
         )
-        conversation: Conversation | None = None
+        driver: ConversationDriver | None = None
         deadline = asyncio.timeout(timeout)
         held: str | None = None  # this conversation's session id while it runs
         try:
@@ -144,14 +134,22 @@ class ContractEngine(ABC):
                 spec = self.prompt_specification.format(
                     variables, self.prompt_specification.conversation_agent_ids
                 )
-                conversation = self._new_conversation(
-                    spec, outcome, basic=basic, greeting=greeting_of(variables)
+                client = spec.client
+                assert client is not None, "validated specs always have a client"
+                driver = ConversationDriver(
+                    self._new_bot(spec, outcome, basic=basic),
+                    SimulatedClient(client.prompt, self.openai, held, seed=outcome.seed),
+                    outcome,
+                    basic=basic,
+                    greeting=greeting_of(variables),
                 )
-                # Bounded even if the conversation ignores its cancellation (deadline.py).
-                await bounded(conversation.play(turns_limit), what=f"conversation {held}")
+                # Bounded even if the bot ignores its cancellation (deadline.py).
+                await bounded(driver.play(turns_limit), what=f"conversation {held}")
+                # Finished while the session is still held, so its usage is only ever its own.
+                return self._finish(driver, outcome).completed()
         except Exception as error:  # every failure becomes a result; cancellation propagates
             if isinstance(error, TimeoutError) and deadline.expired():
-                return self._finish(conversation, outcome).timed_out(timeout)
+                return self._finish(driver, outcome).timed_out(timeout)
             # A TimeoutError the deadline did not cause (a library's own) is a plain failure.
             blocked = as_blocked_error(error)
             logger.warning("Conversation %s failed: %s", outcome.session_id, unwrap_error(error)[0])
@@ -160,16 +158,18 @@ class ContractEngine(ABC):
                 "timeout_sec": timeout,
                 "spec_name": self.prompt_spec_name,
             }
-            return self._finish(conversation, outcome).failed(blocked or error, **context)
+            return self._finish(driver, outcome).failed(blocked or error, **context)
         finally:
             if held is not None:
                 IN_FLIGHT_SESSIONS.release(held)
-        return self._finish(conversation, outcome).completed()
 
     def _finish(
-        self, conversation: Conversation | None, outcome: ConversationOutcome
+        self, driver: ConversationDriver | None, outcome: ConversationOutcome
     ) -> ConversationOutcome:
-        self._record(conversation, outcome)
+        if driver is not None:
+            driver.record_unfinished()
+        if outcome.session_id:
+            outcome.usage = self.openai.pop_usage(outcome.session_id)
         outcome.usage.cost_usd = estimate_cost(
             self.openai.model, outcome.usage.prompt_tokens, outcome.usage.completion_tokens
         )

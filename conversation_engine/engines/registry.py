@@ -10,9 +10,9 @@ from typing import Any
 from conversation_engine.errors import UserInputError
 
 BUILTIN_ENGINES: dict[str, str] = {
-    "autogen": "conversation_engine.autogen.engine:AutogenConversationEngine",
-    "legacy": "conversation_engine.legacy.engine:LegacyConversationEngine",
-    "rollout": "conversation_engine.rollout:RolloutConversationEngine",
+    "autogen": "conversation_engine.engines.autogen.engine:AutogenConversationEngine",
+    "legacy": "conversation_engine.engines.legacy:LegacyConversationEngine",
+    "rollout": "conversation_engine.engines.rollout:RolloutConversationEngine",
 }
 
 
