@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import openai
 from autogen_agentchat.base import TaskResult
 from autogen_agentchat.messages import (
     BaseAgentEvent,
@@ -25,8 +26,9 @@ from autogen_agentchat.messages import (
 )
 from autogen_agentchat.teams import Swarm
 from autogen_core import CancellationToken
-from autogen_core.models import ChatCompletionClient, RequestUsage
+from autogen_core.models import RequestUsage
 from autogen_core.tools import BaseTool
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from conversation_engine.contract import CLIENT_SPEAKER, END_CALL_TOOL, HistoryEntry
 from conversation_engine.deadline import CANCEL_GRACE_SECONDS, cancel_and_wait
@@ -36,11 +38,15 @@ from conversation_engine.engines.autogen.mas_factory import (
     TERMINATE_WORD,
     AutogenMASFactory,
 )
-from conversation_engine.engines.autogen.model_client import autogen_model_client
+from conversation_engine.engines.autogen.model_client import (
+    EndpointModelClient,
+    autogen_model_client,
+)
 from conversation_engine.engines.autogen.tool_factory import AutogenToolFactory
 from conversation_engine.engines.base import ContractEngine
 from conversation_engine.engines.bot import BotTurn
-from conversation_engine.outcome import ConversationOutcome, unwrap_error
+from conversation_engine.outcome import ConversationOutcome
+from conversation_engine.rate_limit import RetryAfterTooLongError
 from conversation_engine.settings import Settings
 from conversation_engine.specs import PromptSpec
 from conversation_engine.tools.base import ToolBackend
@@ -63,9 +69,11 @@ silence_handled_autogen_warnings()
 
 AutogenMessage = BaseAgentEvent | BaseChatMessage
 
-#: Errors after which one more attempt from the last checkpoint is worth it.
-TRANSIENT_ERRORS = frozenset(
-    {"APIConnectionError", "APITimeoutError", "InternalServerError", "RateLimitError"}
+#: Model errors after which one more attempt from the last checkpoint is worth it.
+TRANSIENT_MODEL_ERRORS: tuple[type[BaseException], ...] = (
+    openai.APIConnectionError,  # includes APITimeoutError
+    openai.InternalServerError,
+    openai.RateLimitError,
 )
 
 
@@ -121,7 +129,7 @@ class SwarmBot:
         self.basic = basic
         self.retries = engine.swarm_retries
         self.endpoint = engine.openai
-        self.model_client: ChatCompletionClient = autogen_model_client(
+        self.model_client: EndpointModelClient = autogen_model_client(
             engine.openai, seed=outcome.seed
         )
         self.factory = AutogenMASFactory(
@@ -146,6 +154,8 @@ class SwarmBot:
         self.messages: list[AutogenMessage] = []
         """The messages of the exchange in progress, kept as they arrive."""
         self.turn = 0
+        self.failed = False
+        """A run raised, so the team must be rebuilt before it runs again."""
         self.last_agent = spec.autogen_name(spec.entry_agent_id)
 
     def _build_team(self) -> Swarm:
@@ -175,26 +185,43 @@ class SwarmBot:
         return HandoffMessage(source=CLIENT_SPEAKER, target=self.last_agent, content=text)
 
     async def _agent_turn(self, task: HandoffMessage | None) -> tuple[list[AutogenMessage], bool]:
-        """One Swarm run and whether the cap stopped it; messages are kept as they arrive."""
-        for attempt in range(self.retries + 1):
-            mark = len(self.messages)
-            try:
-                stop_reason = await self._stream_run(task)
-            except Exception as error:
-                # AutoGen 0.7.5 leaves a team whose agent raised unusable: never run it again.
-                error_type, _ = unwrap_error(error)
-                if attempt < self.retries and error_type in TRANSIENT_ERRORS:
-                    logger.info("Retrying turn of %s after %s", self.session_id, error_type)
-                    del self.messages[mark:]
-                    await self._rebuild()
-                    continue
-                raise
-            run = self.messages[mark:]
-            capped = self._after_run(run, stop_reason)
-            if self.retries:
-                self.checkpoint = await self.team.save_state()
-            return run, capped
-        raise AssertionError("unreachable")
+        """One Swarm run and whether the cap stopped it; a transient model error is retried."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retries + 1),
+            retry=retry_if_exception(self._is_transient),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return await retrying(self._run_once, task)
+
+    async def _run_once(self, task: HandoffMessage | None) -> tuple[list[AutogenMessage], bool]:
+        """One attempt; messages are kept as they arrive, so a failure keeps what was said."""
+        if self.failed:
+            # AutoGen 0.7.5 leaves a team whose agent raised unusable: never run it again.
+            await self._rebuild()
+        self.messages = []
+        self.model_client.last_error = None
+        try:
+            stop_reason = await self._stream_run(task)
+        except Exception:
+            self.failed = True
+            raise
+        run = self.messages
+        capped = self._after_run(run, stop_reason)
+        if self.retries:
+            self.checkpoint = await self.team.save_state()
+        return run, capped
+
+    def _is_transient(self, error: BaseException) -> bool:
+        """Whether the run failed on a model error worth another attempt (decided by type)."""
+        cause = self.model_client.last_error or error
+        # A 429 whose Retry-After is longer than we wait would only be refused again now.
+        too_long = isinstance(cause, RetryAfterTooLongError)
+        return isinstance(cause, TRANSIENT_MODEL_ERRORS) and not too_long
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        cause = self.model_client.last_error
+        logger.info("Retrying turn of %s after %s", self.session_id, type(cause).__name__)
 
     async def _stream_run(self, task: HandoffMessage | None) -> str:
         """Run the team once, appending its messages; cancellable mid model or tool call.
@@ -244,6 +271,7 @@ class SwarmBot:
             task.cancel()
 
     async def _rebuild(self) -> None:
+        self.failed = False
         self.team = self._build_team()
         if self.checkpoint is not None:
             await self.team.load_state(self.checkpoint)

@@ -40,7 +40,7 @@ def model_info_for(endpoint: OpenAIWrapper) -> ModelInfo | None:
 
 def autogen_model_client(
     endpoint: OpenAIWrapper, *, seed: int | None = None
-) -> OpenAIChatCompletionClient:
+) -> EndpointModelClient:
     """An AutoGen model client on `endpoint` and its shared HTTP client.
 
     Temperature and seed are sent on every request; parallel tool calls are off because a
@@ -52,17 +52,28 @@ def autogen_model_client(
         options["model_info"] = model_info
     if seed is not None:
         options["seed"] = seed
-    return _WireErrorClient(**options)
+    return EndpointModelClient(**options)
 
 
-class _WireErrorClient(OpenAIChatCompletionClient):
-    """AutoGen's OpenAI client, reporting our wire errors as themselves (`wire_error_of`)."""
+class EndpointModelClient(OpenAIChatCompletionClient):
+    """AutoGen's OpenAI client, reporting our wire errors as themselves (`wire_error_of`).
+
+    `last_error` keeps the exception of the last failed call as it was raised: AutoGen hands
+    an agent's exception on as a `RuntimeError` carrying only its text, so this is where a
+    caller learns its type (to decide a retry by type, never by message).
+    """
+
+    last_error: BaseException | None = None
 
     async def create(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return await super().create(*args, **kwargs)
         except openai.APIError as error:
             cause = wire_error_of(error)
+            self.last_error = cause
             if cause is error:
                 raise
             raise cause from None
+        except Exception as error:
+            self.last_error = error
+            raise
