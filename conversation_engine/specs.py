@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import json
-import keyword
 import os
 import re
 import sys
@@ -38,6 +37,7 @@ import jinja2
 import jinja2.sandbox
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from conversation_engine.engines.autogen.naming import base_autogen_name
 from conversation_engine.errors import SpecError, TemplateVariableError
 from conversation_engine.prompt_sandbox import PromptSandbox, TemplateRefused, render_bounded
 from conversation_engine.settings import get_settings
@@ -251,51 +251,6 @@ class PromptSpec(BaseModel):
             service.insert(0, entry)
         return service
 
-    # ------------------------------------------------------------------------------ autogen names
-
-    def autogen_name(self, agent_id: str) -> str:
-        """The AutoGen agent name for a spec agent id (AutoGen needs Python identifiers).
-
-        Identifiers that are not keywords pass unchanged; others are mapped deterministically:
-        invalid characters become `_` ("order-desk" → "order_desk"), a leading digit gets an
-        `agent_` prefix, a keyword gets a `_` suffix. If two ids still meet, the later one in
-        spec order gets `_2`, `_3`, ... (`validate()` reports such collisions, so a loaded spec
-        never relies on the suffix).
-        """
-        self.agent(agent_id)
-        return self._autogen_names()[agent_id]
-
-    def spec_agent_id(self, autogen_name: str) -> str:
-        """The spec agent id behind an AutoGen agent name (the inverse of `autogen_name`)."""
-        for agent_id, name in self._autogen_names().items():
-            if name == autogen_name:
-                return agent_id
-        known = ", ".join(self._autogen_names().values()) or "none"
-        raise SpecError(
-            f"Prompt spec '{self.spec_name}' has no agent with the AutoGen name "
-            f"'{autogen_name}'; its AutoGen names are: {known}."
-        )
-
-    def _autogen_names(self) -> dict[str, str]:
-        # Ids that are already valid claim their names first, so adding an odd id to a spec
-        # never renames an existing agent.
-        names: dict[str, str] = {}
-        taken: set[str] = set()
-        for agent_id in self.agents:
-            if _is_autogen_name(agent_id):
-                names[agent_id] = agent_id
-                taken.add(agent_id)
-        for agent_id in self.agents:
-            if agent_id in names:
-                continue
-            base = _base_autogen_name(agent_id) or "unnamed_agent"
-            candidate, counter = base, 2
-            while candidate in taken:
-                candidate, counter = f"{base}_{counter}", counter + 1
-            names[agent_id] = candidate
-            taken.add(candidate)
-        return {agent_id: names[agent_id] for agent_id in self.agents}
-
     # ------------------------------------------------------------------------------------ tools
 
     def get_tool_schemas(
@@ -365,7 +320,7 @@ class PromptSpec(BaseModel):
         problems: list[str] = []
         claimed: dict[str, str] = {}
         for agent_id in self.agents:
-            base = _base_autogen_name(agent_id)
+            base = base_autogen_name(agent_id)
             if not base:
                 problems.append(
                     f"{where}agents.{agent_id!r}: the agent id {agent_id!r} cannot be an AutoGen "
@@ -687,24 +642,6 @@ def _read_spec_json(path: Path) -> Any:
 
 
 # ---------------------------------------------------------------------------------- helpers
-
-
-def _is_autogen_name(agent_id: str) -> bool:
-    return agent_id.isidentifier() and not keyword.iskeyword(agent_id)
-
-
-def _base_autogen_name(agent_id: str) -> str:
-    """The mapped name before collision suffixes; "" when the id has no letter or digit."""
-    if _is_autogen_name(agent_id):
-        return agent_id
-    if not any(ch.isalnum() for ch in agent_id):
-        return ""
-    name = "".join(ch if f"a{ch}".isidentifier() else "_" for ch in agent_id)
-    if not name[0].isidentifier():
-        name = f"agent_{name}"
-    if keyword.iskeyword(name):
-        name = f"{name}_"
-    return name
 
 
 def _json_type(value: Any) -> str:

@@ -42,6 +42,7 @@ from conversation_engine.engines.autogen.model_client import (
     EndpointModelClient,
     autogen_model_client,
 )
+from conversation_engine.engines.autogen.naming import autogen_name
 from conversation_engine.engines.autogen.tool_factory import AutogenToolFactory
 from conversation_engine.engines.base import ContractEngine
 from conversation_engine.engines.bot import BotTurn
@@ -147,7 +148,7 @@ class SwarmBot:
         )
         agent_ids = [spec.entry_agent_id] if basic else spec.service_agent_ids
         self.adapter = ConversationAdapter(
-            {spec.autogen_name(a): a for a in agent_ids}, basic=basic
+            {autogen_name(spec, a): a for a in agent_ids}, basic=basic
         )
         self.team = self._build_team()
         self.checkpoint: Mapping[str, Any] | None = None
@@ -156,7 +157,7 @@ class SwarmBot:
         self.turn = 0
         self.failed = False
         """A run raised, so the team must be rebuilt before it runs again."""
-        self.last_agent = spec.autogen_name(spec.entry_agent_id)
+        self.last_agent = autogen_name(spec, spec.entry_agent_id)
 
     def _build_team(self) -> Swarm:
         return self.factory.create_swarm_team(

@@ -38,6 +38,7 @@ from autogen_core.tools import BaseTool, FunctionTool, ToolSchema, Workbench
 
 from conversation_engine.completion_check import tool_call_arguments
 from conversation_engine.contract import CLIENT_SPEAKER, END_CALL_TOOL
+from conversation_engine.engines.autogen.naming import autogen_name
 from conversation_engine.settings import get_settings
 from conversation_engine.specs import PromptSpec
 from conversation_engine.tools.catalogue import handoff_description, handoff_tool_name
@@ -286,7 +287,7 @@ class AutogenMASFactory:
             by_name = {tool.name: tool for tool in tools}
             agent_tools = [by_name[name] for name in agent.tools if name in by_name]
             for target, description in agent.handoffs.items():
-                name = spec.autogen_name(target)
+                name = autogen_name(spec, target)
                 handoffs.append(
                     _SharedToolHandoff(
                         target=name,
@@ -304,7 +305,7 @@ class AutogenMASFactory:
                 )
             )
         return ServiceAgent(
-            spec.autogen_name(agent_id),
+            autogen_name(spec, agent_id),
             model_client,
             tools=agent_tools or None,
             handoffs=handoffs or None,
