@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from conversation_engine.simulated_llm import SimulatedLLMTransport, SimulationConfig
+from conversation_engine.testing.simulated_llm import SimulatedLLMTransport, SimulationConfig
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -52,8 +52,8 @@ _PACKAGES = ("autogen-agentchat", "autogen-core", "autogen-ext", "openai", "http
 
 def shipped_scenarios(limit: int | None = None) -> list[dict[str, Any]]:
     """The shipped shop scenarios as plain dicts (the engines' input), first `limit` of them."""
-    from conversation_engine.scenario import load_scenarios
-    from conversation_engine.settings import get_settings
+    from conversation_engine.core.settings import get_settings
+    from conversation_engine.inputs.scenario import load_scenarios
 
     scenarios = load_scenarios(get_settings().FIXTURES_DIR.joinpath(*SCENARIO_FILE))
     return [scenario.model_dump() for scenario in scenarios[:limit]]
@@ -127,7 +127,7 @@ def simulated_wrapper(
 
     Built as `OpenAIWrapper.simulated` builds one, with the recording transport in its place.
     """
-    from conversation_engine.llm import SIMULATED_BASE_URL, SIMULATED_MODEL, OpenAIWrapper
+    from conversation_engine.llm.endpoint import SIMULATED_BASE_URL, SIMULATED_MODEL, OpenAIWrapper
 
     config = SimulationConfig(latency_ms=latency_ms, latency_jitter_ms=jitter_ms)
     transport = RecordingTransport(

@@ -23,10 +23,10 @@ import openai
 import psutil
 
 from benchmarks import _common as common
+from conversation_engine.core.settings import Settings, project_path
 from conversation_engine.engines import resolve_engine
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.settings import Settings, project_path
-from conversation_engine.simulated_llm.server import base_url, serving_in_background
+from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.testing.simulated_llm.server import base_url, serving_in_background
 
 NAME = "construction"
 ENGINES = ("autogen", "legacy", "rollout")

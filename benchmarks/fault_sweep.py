@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 
 def _sweep(examples: int, seed_value: int, batch_every: int) -> dict[str, Any]:
-    from conversation_engine.logs import route_autogen_runtime_logs
+    from conversation_engine.cli.logs import route_autogen_runtime_logs
     from tests.reliability.generated_faults import (
         ENGINES,
         DrawnFault,

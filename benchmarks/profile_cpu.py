@@ -36,7 +36,7 @@ OTHER = "other"
 #: (component, path prefixes), first match wins. py-spy shows installed packages' paths from
 #: the package directory on (`openai/_client.py`), the project's in full.
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("simulated model endpoint", ("conversation_engine/simulated_llm/",)),
+    ("simulated model endpoint", ("conversation_engine/testing/simulated_llm/",)),
     ("openai SDK: request transform", ("openai/_utils/_transform.py",)),
     ("openai SDK and httpx (rest)", ("openai/", "httpx/", "httpx2/", "httpcore")),
     ("AutoGen runtime (autogen_core)", ("autogen_core/",)),

@@ -11,37 +11,37 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
     # contract
-    "ConversationEngine": "conversation_engine.contract",
-    "ConversationResult": "conversation_engine.contract",
-    "ConversationStatus": "conversation_engine.contract",
-    "EndReason": "conversation_engine.contract",
-    "HistoryEntry": "conversation_engine.contract",
-    "ToolCall": "conversation_engine.contract",
-    "FunctionCall": "conversation_engine.contract",
-    "Usage": "conversation_engine.contract",
-    "contract_violations": "conversation_engine.contract",
-    "safe_parse_tool_result": "conversation_engine.contract",
+    "ConversationEngine": "conversation_engine.core.contract",
+    "ConversationResult": "conversation_engine.core.contract",
+    "ConversationStatus": "conversation_engine.core.contract",
+    "EndReason": "conversation_engine.core.contract",
+    "HistoryEntry": "conversation_engine.core.contract",
+    "ToolCall": "conversation_engine.core.contract",
+    "FunctionCall": "conversation_engine.core.contract",
+    "Usage": "conversation_engine.core.contract",
+    "contract_violations": "conversation_engine.core.contract",
+    "safe_parse_tool_result": "conversation_engine.core.contract",
     # errors
-    "UserInputError": "conversation_engine.errors",
-    "ScenarioError": "conversation_engine.errors",
-    "SpecError": "conversation_engine.errors",
-    "TemplateVariableError": "conversation_engine.errors",
-    "UnknownToolError": "conversation_engine.errors",
-    "APIBlockedError": "conversation_engine.errors",
-    "MalformedResponseError": "conversation_engine.errors",
+    "UserInputError": "conversation_engine.core.errors",
+    "ScenarioError": "conversation_engine.core.errors",
+    "SpecError": "conversation_engine.core.errors",
+    "TemplateVariableError": "conversation_engine.core.errors",
+    "UnknownToolError": "conversation_engine.core.errors",
+    "APIBlockedError": "conversation_engine.core.errors",
+    "MalformedResponseError": "conversation_engine.core.errors",
     # configuration and endpoint
-    "Settings": "conversation_engine.settings",
-    "get_settings": "conversation_engine.settings",
-    "OpenAIWrapper": "conversation_engine.llm",
-    "RateLimiter": "conversation_engine.rate_limit",
+    "Settings": "conversation_engine.core.settings",
+    "get_settings": "conversation_engine.core.settings",
+    "OpenAIWrapper": "conversation_engine.llm.endpoint",
+    "RateLimiter": "conversation_engine.llm.rate_limit",
     # specs and scenarios
-    "PromptSpec": "conversation_engine.specs",
-    "AgentSpec": "conversation_engine.specs",
-    "load_prompt_spec": "conversation_engine.specs",
-    "list_prompt_specs": "conversation_engine.specs",
-    "Scenario": "conversation_engine.scenario",
-    "load_scenarios": "conversation_engine.scenario",
-    "prepare_variables": "conversation_engine.scenario",
+    "PromptSpec": "conversation_engine.inputs.specs",
+    "AgentSpec": "conversation_engine.inputs.specs",
+    "load_prompt_spec": "conversation_engine.inputs.specs",
+    "list_prompt_specs": "conversation_engine.inputs.specs",
+    "Scenario": "conversation_engine.inputs.scenario",
+    "load_scenarios": "conversation_engine.inputs.scenario",
+    "prepare_variables": "conversation_engine.inputs.scenario",
     # tools
     "ToolBackend": "conversation_engine.tools.base",
     "ToolCatalogue": "conversation_engine.tools.catalogue",
@@ -59,16 +59,16 @@ _EXPORTS: dict[str, str] = {
     "SimulatedClient": "conversation_engine.engines.customer",
     "LegacyConversationEngine": "conversation_engine.engines.legacy",
     "RolloutConversationEngine": "conversation_engine.engines.rollout",
-    "HostService": "conversation_engine.host",
+    "HostService": "conversation_engine.engines.host",
     # batches and A/B comparison
     "BatchProcessor": "conversation_engine.batch.processor",
     "BatchProgress": "conversation_engine.batch.job",
     "ConversationEvaluator": "conversation_engine.batch.evaluator",
     "run_comparison": "conversation_engine.compare.harness",
     # offline model
-    "SimulatedLLMTransport": "conversation_engine.simulated_llm",
-    "SimulationConfig": "conversation_engine.simulated_llm",
-    "Fault": "conversation_engine.simulated_llm",
+    "SimulatedLLMTransport": "conversation_engine.testing.simulated_llm",
+    "SimulationConfig": "conversation_engine.testing.simulated_llm",
+    "Fault": "conversation_engine.testing.simulated_llm",
 }
 
 __all__ = [
@@ -144,7 +144,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from conversation_engine.batch.job import BatchProgress
     from conversation_engine.batch.processor import BatchProcessor
     from conversation_engine.compare.harness import run_comparison
-    from conversation_engine.contract import (
+    from conversation_engine.core.contract import (
         ConversationEngine,
         ConversationResult,
         ConversationStatus,
@@ -156,14 +156,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         contract_violations,
         safe_parse_tool_result,
     )
-    from conversation_engine.engines.autogen.adapter import ConversationAdapter
-    from conversation_engine.engines.autogen.engine import AutogenConversationEngine
-    from conversation_engine.engines.autogen.mas_factory import AutogenMASFactory
-    from conversation_engine.engines.autogen.tool_factory import AutogenToolFactory
-    from conversation_engine.engines.customer import SimulatedClient
-    from conversation_engine.engines.legacy import LegacyConversationEngine
-    from conversation_engine.engines.rollout import RolloutConversationEngine
-    from conversation_engine.errors import (
+    from conversation_engine.core.errors import (
         APIBlockedError,
         MalformedResponseError,
         ScenarioError,
@@ -172,13 +165,29 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnknownToolError,
         UserInputError,
     )
-    from conversation_engine.host import HostService
-    from conversation_engine.llm import OpenAIWrapper
-    from conversation_engine.rate_limit import RateLimiter
-    from conversation_engine.scenario import Scenario, load_scenarios, prepare_variables
-    from conversation_engine.settings import Settings, get_settings
-    from conversation_engine.simulated_llm import Fault, SimulatedLLMTransport, SimulationConfig
-    from conversation_engine.specs import AgentSpec, PromptSpec, list_prompt_specs, load_prompt_spec
+    from conversation_engine.core.settings import Settings, get_settings
+    from conversation_engine.engines.autogen.adapter import ConversationAdapter
+    from conversation_engine.engines.autogen.engine import AutogenConversationEngine
+    from conversation_engine.engines.autogen.mas_factory import AutogenMASFactory
+    from conversation_engine.engines.autogen.tool_factory import AutogenToolFactory
+    from conversation_engine.engines.customer import SimulatedClient
+    from conversation_engine.engines.host import HostService
+    from conversation_engine.engines.legacy import LegacyConversationEngine
+    from conversation_engine.engines.rollout import RolloutConversationEngine
+    from conversation_engine.inputs.scenario import Scenario, load_scenarios, prepare_variables
+    from conversation_engine.inputs.specs import (
+        AgentSpec,
+        PromptSpec,
+        list_prompt_specs,
+        load_prompt_spec,
+    )
+    from conversation_engine.llm.endpoint import OpenAIWrapper
+    from conversation_engine.llm.rate_limit import RateLimiter
+    from conversation_engine.testing.simulated_llm import (
+        Fault,
+        SimulatedLLMTransport,
+        SimulationConfig,
+    )
     from conversation_engine.tools.base import ToolBackend
     from conversation_engine.tools.catalogue import ToolCatalogue
     from conversation_engine.tools.http import HttpToolBackend

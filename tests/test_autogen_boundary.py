@@ -26,8 +26,8 @@ assert not loaded, loaded
         "import conversation_engine.batch.evaluator",
         "import conversation_engine.batch.processor",
         "import conversation_engine.compare.harness",
-        "import conversation_engine.specs, conversation_engine.tools, conversation_engine.llm",
-        "import conversation_engine.engines.rollout, conversation_engine.host",
+        "import conversation_engine.inputs.specs, conversation_engine.tools, conversation_engine.llm.endpoint",
+        "import conversation_engine.engines.rollout, conversation_engine.engines.host",
         # Building and running the legacy engine loads no AutoGen either.
         "import asyncio\n"
         "from conversation_engine import LegacyConversationEngine, OpenAIWrapper\n"

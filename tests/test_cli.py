@@ -6,8 +6,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from conversation_engine.cli import app
-from conversation_engine.contract import contract_violations
-from conversation_engine.settings import get_settings
+from conversation_engine.core.contract import contract_violations
+from conversation_engine.core.settings import get_settings
 
 runner = CliRunner()
 SMOKE = str(get_settings().FIXTURES_DIR / "scenarios" / "smoke.json")

@@ -10,14 +10,14 @@ import openai
 import pytest
 import respx
 
-from conversation_engine.completion_check import (
+from conversation_engine.core.errors import MalformedResponseError
+from conversation_engine.llm._completion_check import (
     completion_problem,
     parse_completion,
     tool_call_arguments,
 )
-from conversation_engine.errors import MalformedResponseError
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.simulated_llm.model import SimulatedModel
+from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.testing.simulated_llm.model import SimulatedModel
 from tests.sdk_behaviour import sdk_retries_client_errors
 
 GOOD = SimulatedModel().complete(

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conversation_engine.contract import (
+from conversation_engine.core.contract import (
     ContractRule,
     ConversationResult,
     ConversationStatus,

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conversation_engine.deadline import bounded, cancel_and_wait, within
+from conversation_engine.core._deadline import bounded, cancel_and_wait, within
 
 
 async def stubborn(release: asyncio.Event) -> str:

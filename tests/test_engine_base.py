@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from conversation_engine.contract import contract_violations
+from conversation_engine.core.contract import contract_violations
 from conversation_engine.engines import resolve_engine
 from conversation_engine.engines.base import ContractEngine, greeting_of
-from conversation_engine.llm import OpenAIWrapper
+from conversation_engine.llm.endpoint import OpenAIWrapper
 
 ENGINES = ["autogen", "legacy"]
 SCENARIO = {

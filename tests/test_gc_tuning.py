@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conversation_engine.gc_tuning import BATCH_GC_THRESHOLDS, batch_gc
+from conversation_engine.batch._gc_tuning import BATCH_GC_THRESHOLDS, batch_gc
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +48,7 @@ def test_restored_after_an_error() -> None:
 
 async def test_a_batch_runs_with_the_batch_setting(tmp_path: Path) -> None:
     from conversation_engine import BatchProcessor, OpenAIWrapper, load_scenarios
-    from conversation_engine.settings import get_settings
+    from conversation_engine.core.settings import get_settings
 
     seen: list[tuple[int, int, int]] = []
     processor = BatchProcessor(OpenAIWrapper.simulated(), 2, output_dir=tmp_path, evaluate=False)

@@ -19,14 +19,14 @@ import httpx
 import pytest
 import respx
 
-from conversation_engine import host as host_module
+import conversation_engine.engines.host as host_module
+from conversation_engine.core.errors import SpecError
+from conversation_engine.core.settings import Settings, project_path
 from conversation_engine.engines.autogen.engine import AutogenConversationEngine
+from conversation_engine.engines.host import HostService
 from conversation_engine.engines.legacy import LegacyConversationEngine
-from conversation_engine.errors import SpecError
-from conversation_engine.host import HostService
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.settings import Settings, project_path
-from conversation_engine.simulated_llm.server import base_url, serving_in_background
+from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.testing.simulated_llm.server import base_url, serving_in_background
 
 ENGINES = [AutogenConversationEngine, LegacyConversationEngine]
 BUNDLED = project_path("prompt_specs")
@@ -194,7 +194,7 @@ def test_spec_is_loaded_from_the_hosts_prompts_and_logged(
     service: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     wrapper = service.OpenAIWrapper("sk-host-key", base_url="http://llm.host.test/v1")
-    caplog.set_level(logging.INFO, logger="conversation_engine.host")
+    caplog.set_level(logging.INFO, logger="conversation_engine.engines.host")
     engine = LegacyConversationEngine(wrapper, "host_spec", settings=Settings())
     path = sys.modules["svc.config"].Config.PROMPTS_DIR / "host_spec.json"
     assert engine.prompt_specification.source_path == path
@@ -247,7 +247,7 @@ def test_emulated_tools_are_announced_once_per_process(
     service: Any, caplog: pytest.LogCaptureFixture, quiet_tools_warning: None
 ) -> None:
     wrapper = service.OpenAIWrapper("sk-host-key", base_url="http://llm.host.test/v1")
-    caplog.set_level(logging.WARNING, logger="conversation_engine.host")
+    caplog.set_level(logging.WARNING, logger="conversation_engine.engines.host")
     for engine_class in ENGINES * 3:
         engine_class(wrapper, "host_spec", settings=Settings())
     warnings = [r for r in caplog.records if "emulated shop" in r.getMessage()]

@@ -7,8 +7,8 @@ import openai
 import pytest
 import respx
 
-from conversation_engine.errors import APIBlockedError
-from conversation_engine.llm import OpenAIWrapper, estimate_cost
+from conversation_engine.core.errors import APIBlockedError
+from conversation_engine.llm.endpoint import OpenAIWrapper, estimate_cost
 
 BASE = "http://llm.test/v1"
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from conversation_engine.logs import AUTOGEN_RUNTIME_LOGGER, AutogenRuntimeLogFilter
-from conversation_engine.redaction import REDACTED, register_secret
+from conversation_engine.cli.logs import AUTOGEN_RUNTIME_LOGGER, AutogenRuntimeLogFilter
+from conversation_engine.core._redaction import REDACTED, register_secret
 
 KEY = "sk-test-logs-7f6e5d4c3b2a1908"
 

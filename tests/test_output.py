@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from conversation_engine.errors import OutputTargetError, UserInputError
-from conversation_engine.output import (
+from conversation_engine.core._output import (
     check_output_dir,
     check_output_file,
     overwrite_in_place,
     replace_file,
     write_output_file,
 )
+from conversation_engine.core.errors import OutputTargetError, UserInputError
 
 
 def test_a_file_target_may_be_new_existing_or_behind_missing_directories(tmp_path: Path) -> None:

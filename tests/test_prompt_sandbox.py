@@ -18,17 +18,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conversation_engine.errors import SpecError
-from conversation_engine.prompt_sandbox import (
+from conversation_engine.core.errors import SpecError
+from conversation_engine.core.settings import get_settings
+from conversation_engine.inputs._prompt_sandbox import (
     MAX_RENDERED_CHARS,
     MAX_TEMPLATE_STEPS,
     PromptSandbox,
     TemplateRefused,
     render_bounded,
 )
-from conversation_engine.scenario import Scenario, enrich_variables, load_scenarios
-from conversation_engine.settings import get_settings
-from conversation_engine.specs import PromptSpec, _template, load_prompt_spec
+from conversation_engine.inputs.scenario import Scenario, enrich_variables, load_scenarios
+from conversation_engine.inputs.specs import PromptSpec, _template, load_prompt_spec
 
 # The environment prompts were rendered with before the sandbox: the reference for output.
 PLAIN = jinja2.Environment(

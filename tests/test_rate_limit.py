@@ -6,15 +6,15 @@ import httpx
 import openai
 import pytest
 
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.rate_limit import (
+from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.llm.rate_limit import (
     MAX_RETRY_AFTER_SECONDS,
     RateLimitedTransport,
     RateLimiter,
     RetryAfterTooLongError,
     estimate_tokens,
 )
-from conversation_engine.simulated_llm import Fault, SimulatedLLMTransport, SimulationConfig
+from conversation_engine.testing.simulated_llm import Fault, SimulatedLLMTransport, SimulationConfig
 
 
 class FakeClock:
@@ -105,7 +105,7 @@ async def test_a_429_through_the_wrapper_pauses_the_limiter_and_the_sdk_retries(
 
 
 def test_settings_turn_the_limiter_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    from conversation_engine.settings import Settings
+    from conversation_engine.core.settings import Settings
 
     wrapper = OpenAIWrapper("k", "gpt-4o-mini", settings=Settings(RATE_LIMIT_RPM=500))
     assert (

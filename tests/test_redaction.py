@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from conversation_engine.redaction import (
+from conversation_engine.core._redaction import (
     REDACTED,
     redact_secrets,
     redact_secrets_in,

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from conversation_engine.contract import contract_violations
+from conversation_engine.core.contract import contract_violations
+from conversation_engine.core.outcome import ConversationOutcome
+from conversation_engine.core.settings import Settings
 from conversation_engine.engines import resolve_engine
 from conversation_engine.engines.autogen.engine import AutogenConversationEngine
 from conversation_engine.engines.legacy import LegacyConversationEngine
@@ -16,10 +18,8 @@ from conversation_engine.engines.rollout import (
     is_engine_fault,
     rollout_arm,
 )
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.outcome import ConversationOutcome
-from conversation_engine.settings import Settings
-from conversation_engine.simulated_llm import Fault, SimulationConfig
+from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.testing.simulated_llm import Fault, SimulationConfig
 
 SPEC = "multiagent_prompts"
 

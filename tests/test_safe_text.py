@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from conversation_engine.cli import _t
-from conversation_engine.safe_text import (
+from conversation_engine.core._safe_text import (
     REPLACEMENT,
     json_dumps,
     plain,

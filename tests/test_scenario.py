@@ -18,8 +18,9 @@ import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conversation_engine.errors import ScenarioError
-from conversation_engine.scenario import (
+from conversation_engine.core.errors import ScenarioError
+from conversation_engine.core.settings import Settings, project_path
+from conversation_engine.inputs.scenario import (
     FALLBACK_CLIENT_VARIABLES,
     MAX_VARIABLE_DEPTH,
     ClientData,
@@ -35,7 +36,6 @@ from conversation_engine.scenario import (
     parse_scenario,
     prepare_variables,
 )
-from conversation_engine.settings import Settings, project_path
 
 WEBHOOK_URL = "https://hooks.example.com/client-data"
 
@@ -273,7 +273,7 @@ async def test_webhook_fallbacks(
     http: httpx.AsyncClient, response: httpx.Response, caplog: pytest.LogCaptureFixture
 ) -> None:
     respx.post(WEBHOOK_URL).mock(return_value=response)
-    with caplog.at_level(logging.WARNING, logger="conversation_engine.scenario"):
+    with caplog.at_level(logging.WARNING, logger="conversation_engine.inputs.scenario"):
         data = await WebhookClient(WEBHOOK_URL, http).get_client_data("C-1001")
     assert data == _fallback()
     assert data.variables == {
@@ -294,7 +294,7 @@ async def test_webhook_transport_errors_fall_back(
     http: httpx.AsyncClient, error: Exception, caplog: pytest.LogCaptureFixture
 ) -> None:
     respx.post(WEBHOOK_URL).mock(side_effect=error)
-    with caplog.at_level(logging.WARNING, logger="conversation_engine.scenario"):
+    with caplog.at_level(logging.WARNING, logger="conversation_engine.inputs.scenario"):
         data = await WebhookClient(WEBHOOK_URL, http).get_client_data("C-1001")
     assert data == _fallback()
     assert type(error).__name__ in caplog.text
@@ -308,7 +308,7 @@ async def test_webhook_warning_never_logs_credentials(
     respx.post(url__startswith="https://hooks.example.com/").mock(
         side_effect=httpx.ConnectError(f"cannot reach {url}")
     )
-    with caplog.at_level(logging.WARNING, logger="conversation_engine.scenario"):
+    with caplog.at_level(logging.WARNING, logger="conversation_engine.inputs.scenario"):
         data = await WebhookClient(url, http).get_client_data("C-1001")
     assert data == _fallback()
     assert "hooks.example.com/client-data" in caplog.text
@@ -355,7 +355,7 @@ async def test_webhook_retries_exhausted_give_the_fallback(
     route = respx.post(WEBHOOK_URL).mock(
         side_effect=[httpx.ReadTimeout("slow"), httpx.ConnectError("reset"), httpx.Response(503)]
     )
-    with caplog.at_level(logging.WARNING, logger="conversation_engine.scenario"):
+    with caplog.at_level(logging.WARNING, logger="conversation_engine.inputs.scenario"):
         data = await WebhookClient(
             WEBHOOK_URL, http, max_retries=2, backoff_seconds=0.5
         ).get_client_data("C-1001")
@@ -372,7 +372,7 @@ async def test_webhook_last_transport_error_is_the_reason(
     route = respx.post(WEBHOOK_URL).mock(
         side_effect=[httpx.Response(502), httpx.ConnectError("connection refused")]
     )
-    with caplog.at_level(logging.WARNING, logger="conversation_engine.scenario"):
+    with caplog.at_level(logging.WARNING, logger="conversation_engine.inputs.scenario"):
         data = await WebhookClient(WEBHOOK_URL, http).get_client_data("C-1001")
     assert data == _fallback()
     assert route.call_count == 2
@@ -450,7 +450,7 @@ async def test_profile_unknown_client_falls_back(
 ) -> None:
     path = _write(tmp_path, "clients.json", json.dumps({"C-1": {"name": "Ann"}}))
     source = ProfileClientData(path)
-    with caplog.at_level(logging.WARNING, logger="conversation_engine.scenario"):
+    with caplog.at_level(logging.WARNING, logger="conversation_engine.inputs.scenario"):
         assert await source.get_client_data("C-404") == _fallback()
     assert "No client profile for client_id 'C-404'" in caplog.text
     assert (await source.get_client_data("C-1")).variables == {"NAME": "Ann"}

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from conversation_engine.errors import SpecError, TemplateVariableError
-from conversation_engine.specs import (
+from conversation_engine.core.errors import SpecError, TemplateVariableError
+from conversation_engine.inputs.specs import (
     AgentSpec,
     PromptSpec,
     list_prompt_specs,
@@ -88,7 +88,7 @@ def test_load_by_path_object_and_string(spec_dir: Path) -> None:
 def test_name_uses_settings_prompts_dir_by_default(
     spec_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conversation_engine import settings
+    from conversation_engine.core import settings
 
     monkeypatch.setenv("PROMPTS_DIR", str(spec_dir))
     settings.get_settings.cache_clear()

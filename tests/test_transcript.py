@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from rich.console import Console
 
-from conversation_engine.transcript import print_transcript
+from conversation_engine.cli.transcript import print_transcript
 from tests.hostile_text import hostile_text
 
 UNSAFE_ON_A_TERMINAL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")

@@ -19,18 +19,18 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conversation_engine.contract import (
+from conversation_engine.core._deadline import bounded
+from conversation_engine.core._redaction import redact_secrets, redact_secrets_in
+from conversation_engine.core.contract import (
     AGENT_SPEAKER_PREFIX,
     BASIC_AGENT_SPEAKER,
     CLIENT_SPEAKER,
     END_CALL_TOOL,
     HANDOFF_PREFIX,
 )
-from conversation_engine.deadline import bounded
-from conversation_engine.errors import SpecError
-from conversation_engine.redaction import redact_secrets, redact_secrets_in
-from conversation_engine.settings import get_settings
-from conversation_engine.specs import (
+from conversation_engine.core.errors import SpecError
+from conversation_engine.core.settings import get_settings
+from conversation_engine.inputs.specs import (
     EVALUATOR_AGENT,
     LEGACY_ENTRY_AGENT,
     PromptSpec,

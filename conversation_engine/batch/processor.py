@@ -42,6 +42,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from conversation_engine.batch._gc_tuning import batch_gc
 from conversation_engine.batch.evaluator import EVALUATED_STATUSES, ConversationEvaluator
 from conversation_engine.batch.job import BatchJob, BatchProgress, BatchStatus
 from conversation_engine.batch.rows import (
@@ -58,14 +59,13 @@ from conversation_engine.batch.storage import (
     now_iso,
     sorted_rows,
 )
-from conversation_engine.contract import contract_violations
+from conversation_engine.core._output import check_output_dir
+from conversation_engine.core.contract import contract_violations
+from conversation_engine.core.errors import OutputTargetError, UserInputError
+from conversation_engine.core.settings import Settings, get_settings
 from conversation_engine.engines import create_engine, engine_label, resolve_engine
-from conversation_engine.errors import OutputTargetError, UserInputError
-from conversation_engine.gc_tuning import batch_gc
-from conversation_engine.output import check_output_dir
-from conversation_engine.scenario import Scenario, check_variables, parse_scenario
-from conversation_engine.settings import Settings, get_settings
-from conversation_engine.specs import PromptSpec
+from conversation_engine.inputs.scenario import Scenario, check_variables, parse_scenario
+from conversation_engine.inputs.specs import PromptSpec
 
 logger = logging.getLogger(__name__)
 
@@ -770,7 +770,7 @@ def _is_wrapper(value: Any) -> bool:
 
 
 def _make_wrapper(value: Any, settings: Settings) -> Any:
-    from conversation_engine.llm import OpenAIWrapper
+    from conversation_engine.llm.endpoint import OpenAIWrapper
 
     if value is None:
         return OpenAIWrapper.from_settings(settings)

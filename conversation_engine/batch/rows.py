@@ -35,8 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_serializer
 from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
 from conversation_engine.batch.evaluator import EVALUATED_STATUSES
-from conversation_engine.contract import CLIENT_SPEAKER, EndReason
-from conversation_engine.outcome import seed_of
+from conversation_engine.core.contract import CLIENT_SPEAKER, EndReason
+from conversation_engine.core.outcome import seed_of
 
 FAILED_STATUSES = ("failed", "failed_api_blocked")
 """Statuses that count as failed scenarios in the job counters and summaries."""

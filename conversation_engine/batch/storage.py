@@ -19,10 +19,10 @@ next, so a crash can only leave an incomplete *last* line; a reader ignores it a
 writer cuts it off. A resumed batch therefore sees exactly the rows that were complete, and
 runs only the scenario-trials missing from them.
 
-Text is stored as it came, whatever it holds (see `conversation_engine.safe_text`): the JSON
+Text is stored as it came, whatever it holds (see `conversation_engine.core._safe_text`): the JSON
 files keep every string losslessly (a lone surrogate becomes its `\\uXXXX` escape); the CSV
 export, which has no escape syntax, shows a lone surrogate as U+FFFD. A row is never lost
-because of its content. Only regular files are ever replaced (`conversation_engine.output`).
+because of its content. Only regular files are ever replaced (`conversation_engine.core._output`).
 
 A batch folder written before `scenarios.json` existed (scenarios inside `batch.json`) is still
 resumable: its scenarios are moved to `scenarios.json` when it is read.
@@ -56,20 +56,20 @@ from conversation_engine.batch.rows import (
     in_key_order,
     number,
 )
-from conversation_engine.distribution import Distribution
-from conversation_engine.output import (
+from conversation_engine.core._output import (
     overwrite_in_place,
     refuse_non_regular,
     replace_file,
     write_all,
 )
-from conversation_engine.safe_text import json_dumps, without_surrogates
+from conversation_engine.core._safe_text import json_dumps, without_surrogates
+from conversation_engine.core.distribution import Distribution
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
-from conversation_engine.errors import UserInputError
+from conversation_engine.core.errors import UserInputError
 
 logger = logging.getLogger(__name__)
 

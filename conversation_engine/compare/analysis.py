@@ -47,7 +47,7 @@ from conversation_engine.compare.stats import (
     pass_hat_k,
     quantile,
 )
-from conversation_engine.contract import HANDOFF_PREFIX
+from conversation_engine.core.contract import HANDOFF_PREFIX
 
 Better = Literal["higher", "lower"] | None
 

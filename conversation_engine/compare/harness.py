@@ -17,8 +17,8 @@ from typing import Any
 from conversation_engine.batch import BatchProcessor, BatchProgress
 from conversation_engine.compare.analysis import BootstrapSettings, Comparison, compare_rows
 from conversation_engine.compare.report import write_reports
-from conversation_engine.errors import ResultsWriteError
-from conversation_engine.scenario import Scenario
+from conversation_engine.core.errors import ResultsWriteError
+from conversation_engine.inputs.scenario import Scenario
 
 BATCHES_DIR = "batches"
 

@@ -23,9 +23,9 @@ from conversation_engine.batch.evaluator import tool_arguments_text, tool_result
 from conversation_engine.batch.rows import BatchRow, RowKey, RowLike, as_rows, rows_by_key
 from conversation_engine.compare import charts
 from conversation_engine.compare.analysis import Comparison, MetricComparison, metric_values
-from conversation_engine.contract import CLIENT_SPEAKER, HANDOFF_PREFIX
-from conversation_engine.output import replace_file
-from conversation_engine.safe_text import json_dumps, without_surrogates
+from conversation_engine.core._output import replace_file
+from conversation_engine.core._safe_text import json_dumps, without_surrogates
+from conversation_engine.core.contract import CLIENT_SPEAKER, HANDOFF_PREFIX
 
 JSON_FILE = "comparison.json"
 MARKDOWN_FILE = "report.md"

@@ -14,7 +14,7 @@ percentile interval excludes zero, and only with enough scenarios for the interv
 something (`MIN_SCENARIOS`): LLM runs vary a lot between trials, and a report that cries wolf
 is worse than none.
 
-`Distribution` and `quantile` (descriptive statistics) live in `conversation_engine.distribution`,
+`Distribution` and `quantile` (descriptive statistics) live in `conversation_engine.core.distribution`,
 shared with the batch summary; they are re-exported here.
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Hashable, Iterable, Iterator
 
 from pydantic import BaseModel
 
-from conversation_engine.distribution import Distribution, quantile
+from conversation_engine.core.distribution import Distribution, quantile
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_CONFIDENCE = 0.95

@@ -33,7 +33,7 @@ from conversation_engine.conformance.harness import (
     Run,
 )
 from conversation_engine.conformance.scenarios import concurrent_scenarios
-from conversation_engine.contract import (
+from conversation_engine.core.contract import (
     AGENT_SPEAKER_PREFIX,
     CLIENT_END_CALL_MARKER,
     CLIENT_SPEAKER,
@@ -47,8 +47,8 @@ from conversation_engine.contract import (
     tool_call_arguments,
     tool_call_name,
 )
-from conversation_engine.simulated_llm import Fault, SimulationConfig
-from conversation_engine.specs import PromptSpec, load_prompt_spec
+from conversation_engine.inputs.specs import PromptSpec, load_prompt_spec
+from conversation_engine.testing.simulated_llm import Fault, SimulationConfig
 from conversation_engine.tools.catalogue import handoff_result, handoff_target
 
 CheckFn = Callable[[Harness], Awaitable[list[str]]]

@@ -20,9 +20,9 @@ from typing import Any
 
 from conversation_engine.conformance.scenarios import scenario_set
 from conversation_engine.engines import create_engine
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.scenario import ClientData
-from conversation_engine.simulated_llm import SimulationConfig
+from conversation_engine.inputs.scenario import ClientData
+from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.testing.simulated_llm import SimulationConfig
 from conversation_engine.tools.shop import EmulatedShop
 
 DEFAULT_SPEC = "multiagent_prompts"

@@ -69,8 +69,8 @@ def conformance_harness(request: pytest.FixtureRequest) -> Harness:
 
 
 def _resolve(name: str) -> type:
+    from conversation_engine.core.errors import UserInputError
     from conversation_engine.engines import resolve_engine
-    from conversation_engine.errors import UserInputError
 
     try:
         return resolve_engine(name)

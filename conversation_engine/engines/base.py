@@ -15,21 +15,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from conversation_engine.deadline import bounded
+from conversation_engine.core._deadline import bounded
+from conversation_engine.core.outcome import ConversationOutcome, seed_of, unwrap_error
+from conversation_engine.core.settings import Settings, get_settings
 from conversation_engine.engines.bot import Bot
 from conversation_engine.engines.customer import SimulatedClient
 from conversation_engine.engines.driver import ConversationDriver
-from conversation_engine.host import HostService, log_spec_source, warn_emulated_tools
-from conversation_engine.llm import OpenAIWrapper, as_blocked_error, estimate_cost
-from conversation_engine.outcome import ConversationOutcome, seed_of, unwrap_error
-from conversation_engine.scenario import (
+from conversation_engine.engines.host import HostService, log_spec_source, warn_emulated_tools
+from conversation_engine.inputs.scenario import (
     IN_FLIGHT_SESSIONS,
     default_client_data,
     parse_scenario,
     prepare_variables,
 )
-from conversation_engine.settings import Settings, get_settings
-from conversation_engine.specs import PromptSpec, load_prompt_spec, resolve_spec_path
+from conversation_engine.inputs.specs import PromptSpec, load_prompt_spec, resolve_spec_path
+from conversation_engine.llm.endpoint import OpenAIWrapper, as_blocked_error, estimate_cost
 from conversation_engine.tools.base import ToolBackend
 from conversation_engine.tools.catalogue import ToolCatalogue
 from conversation_engine.tools.default import default_tool_backend
@@ -48,7 +48,7 @@ class ContractEngine(ABC):
     """Base of the shipped engines: `run_conversation` and `run_conversation_with_tools`.
 
     `openai_wrapper` is our `OpenAIWrapper` or the host service's own wrapper, which is read,
-    never changed (see `conversation_engine.host`): the engine then talks to the host's
+    never changed (see `conversation_engine.engines.host`): the engine then talks to the host's
     endpoint, logs every model call's tokens to the host's logger, honours the host's
     `Config`, and loads specs from the host's prompts directory only. Construction loads and
     validates the spec (a bad one raises `SpecError` at once) and is cheap enough to do per

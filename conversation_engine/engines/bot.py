@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from conversation_engine.contract import HistoryEntry
+from conversation_engine.core.contract import HistoryEntry
 
 
 @dataclass

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from conversation_engine.contract import END_CALL_TOOL, FunctionCall, ToolCall
-from conversation_engine.llm import OpenAIWrapper, reply_text, reply_tool_calls
+from conversation_engine.core.contract import END_CALL_TOOL, FunctionCall, ToolCall
+from conversation_engine.llm.endpoint import OpenAIWrapper, reply_text, reply_tool_calls
 from conversation_engine.tools.catalogue import CONTROL_TOOLS
 
 #: The `reason` recorded when the customer hangs up without giving one.

@@ -10,15 +10,15 @@ what the interrupted exchange had produced (`record_unfinished`).
 
 from __future__ import annotations
 
-from conversation_engine.contract import (
+from conversation_engine.core.contract import (
     CLIENT_SPEAKER,
     EndReason,
     HistoryEntry,
     client_end_call_content,
 )
+from conversation_engine.core.outcome import ConversationOutcome, now_iso
 from conversation_engine.engines.bot import Bot, BotTurn
 from conversation_engine.engines.customer import ClientReply, SimulatedClient
-from conversation_engine.outcome import ConversationOutcome, now_iso
 
 
 class ConversationDriver:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conversation_engine.contract import (
+from conversation_engine.core.contract import (
     AGENT_SPEAKER_PREFIX,
     BASIC_AGENT_SPEAKER,
     END_CALL_TOOL,
@@ -24,12 +24,12 @@ from conversation_engine.contract import (
     ToolCall,
     safe_parse_tool_result,
 )
+from conversation_engine.core.outcome import ConversationOutcome, now_iso
+from conversation_engine.core.settings import Settings
 from conversation_engine.engines.base import ContractEngine
 from conversation_engine.engines.bot import BotTurn
-from conversation_engine.llm import reply_text, reply_tool_calls
-from conversation_engine.outcome import ConversationOutcome, now_iso
-from conversation_engine.settings import Settings
-from conversation_engine.specs import PromptSpec
+from conversation_engine.inputs.specs import PromptSpec
+from conversation_engine.llm.endpoint import reply_text, reply_tool_calls
 from conversation_engine.tools.base import ToolBackend
 from conversation_engine.tools.catalogue import (
     handoff_not_executed,

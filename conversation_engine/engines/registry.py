@@ -7,7 +7,7 @@ import importlib
 import inspect
 from typing import Any
 
-from conversation_engine.errors import UserInputError
+from conversation_engine.core.errors import UserInputError
 
 BUILTIN_ENGINES: dict[str, str] = {
     "autogen": "conversation_engine.engines.autogen.engine:AutogenConversationEngine",

@@ -26,11 +26,11 @@ from typing import Any, Literal
 
 import openai
 
-from conversation_engine.contract import ConversationStatus
+from conversation_engine.core.contract import ConversationStatus
+from conversation_engine.core.outcome import ConversationOutcome
+from conversation_engine.core.settings import Settings, get_settings
 from conversation_engine.engines import create_engine, engine_label, resolve_engine
-from conversation_engine.host import HostService
-from conversation_engine.outcome import ConversationOutcome
-from conversation_engine.settings import Settings, get_settings
+from conversation_engine.engines.host import HostService
 
 logger = logging.getLogger(__name__)
 

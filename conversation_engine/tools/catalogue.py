@@ -14,8 +14,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from conversation_engine.contract import END_CALL_TOOL, HANDOFF_PREFIX
-from conversation_engine.errors import UnknownToolError
+from conversation_engine.core.contract import END_CALL_TOOL, HANDOFF_PREFIX
+from conversation_engine.core.errors import UnknownToolError
 from conversation_engine.tools import arguments as args
 from conversation_engine.tools.schema import (
     EXECUTION_MESSAGE,

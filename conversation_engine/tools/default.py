@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from conversation_engine.settings import Settings, get_settings
+from conversation_engine.core.settings import Settings, get_settings
 from conversation_engine.tools.base import ToolBackend
 
 

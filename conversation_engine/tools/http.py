@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from conversation_engine.redaction import (
+from conversation_engine.core._redaction import (
     hide_credentials_in_http_logs,
     redact_secrets,
     register_url_credentials,

@@ -26,7 +26,7 @@ from typing import Annotated, Any, get_args, get_origin, get_type_hints, overloa
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from conversation_engine.contract import END_CALL_TOOL
+from conversation_engine.core.contract import END_CALL_TOOL
 from conversation_engine.tools.arguments import invalid_arguments
 from conversation_engine.tools.base import ToolBackend
 from conversation_engine.tools.catalogue import is_handoff_tool, strip_execution_message

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from conversation_engine.contract import END_CALL_TOOL
+from conversation_engine.core.contract import END_CALL_TOOL
 from conversation_engine.tools.base import ToolBackend
 from conversation_engine.tools.catalogue import (
     ToolCatalogue,

@@ -23,8 +23,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from rapidfuzz import fuzz
 
-from conversation_engine.errors import UserInputError
-from conversation_engine.settings import project_path
+from conversation_engine.core.errors import UserInputError
+from conversation_engine.core.settings import project_path
 from conversation_engine.tools.arguments import (
     AddToCartArguments,
     CallTransferArguments,

@@ -13,7 +13,7 @@ from autogen_agentchat.messages import (
 from autogen_core import FunctionCall
 from autogen_core.models import FunctionExecutionResult, RequestUsage
 
-from conversation_engine.contract import ConversationResult, contract_violations
+from conversation_engine.core.contract import ConversationResult, contract_violations
 from conversation_engine.engines.autogen.adapter import (
     ConversationAdapter,
     count_model_calls,

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import respx
 
-from conversation_engine.contract import contract_violations
+from conversation_engine.core.contract import contract_violations
 from conversation_engine.engines.autogen.engine import AutogenConversationEngine
-from conversation_engine.llm import OpenAIWrapper
+from conversation_engine.llm.endpoint import OpenAIWrapper
 from conversation_engine.tools.shop import EmulatedShop
 from tests.scripted_llm import BASE_URL, MODEL, ScriptedLLM, call, error, text
 

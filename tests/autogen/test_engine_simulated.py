@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from conversation_engine.contract import contract_violations
+from conversation_engine.core.contract import contract_violations
+from conversation_engine.core.settings import get_settings
 from conversation_engine.engines.autogen.engine import AutogenConversationEngine
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.scenario import load_scenarios
-from conversation_engine.settings import get_settings
+from conversation_engine.inputs.scenario import load_scenarios
+from conversation_engine.llm.endpoint import OpenAIWrapper
 from conversation_engine.tools.shop import EmulatedShop
 
 

@@ -12,7 +12,7 @@ from autogen_agentchat.messages import (
 from autogen_core import CancellationToken, FunctionCall
 from autogen_core.models import FunctionExecutionResult
 
-from conversation_engine.contract import END_CALL_TOOL
+from conversation_engine.core.contract import END_CALL_TOOL
 from conversation_engine.engines.autogen.mas_factory import (
     MODEL_CALL_CAP_REASON,
     AutogenMASFactory,

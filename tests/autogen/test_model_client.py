@@ -15,7 +15,7 @@ from conversation_engine.engines.autogen.model_client import (
     autogen_model_client,
     model_info_for,
 )
-from conversation_engine.llm import OpenAIWrapper
+from conversation_engine.llm.endpoint import OpenAIWrapper
 from tests.test_llm import BASE, completion
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from conversation_engine.core.errors import SpecError
 from conversation_engine.engines.autogen.naming import autogen_name, spec_agent_id
-from conversation_engine.errors import SpecError
-from conversation_engine.specs import PromptSpec, load_prompt_spec
+from conversation_engine.inputs.specs import PromptSpec, load_prompt_spec
 from tests.test_specs import _multiagent, _write
 
 

@@ -18,8 +18,8 @@ from autogen_core.tools import BaseTool, StaticWorkbench
 from autogen_ext.models.openai._openai_client import convert_tools
 from autogen_ext.models.replay import ReplayChatCompletionClient
 
+from conversation_engine.core.errors import UnknownToolError
 from conversation_engine.engines.autogen.tool_factory import AutogenToolFactory
-from conversation_engine.errors import UnknownToolError
 from conversation_engine.tools.catalogue import BUSINESS_TOOLS, CONTROL_TOOLS, ToolCatalogue
 from conversation_engine.tools.session import SessionTools
 from conversation_engine.tools.shop import EmulatedShop

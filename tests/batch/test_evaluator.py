@@ -16,10 +16,10 @@ from conversation_engine.batch.evaluator import (
     format_history,
     speaker_label,
 )
-from conversation_engine.errors import SpecError
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.settings import get_settings
-from conversation_engine.simulated_llm import Fault, SimulationConfig
+from conversation_engine.core.errors import SpecError
+from conversation_engine.core.settings import get_settings
+from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.testing.simulated_llm import Fault, SimulationConfig
 
 BASE = "http://llm.test/v1"
 NOW = "2024-01-15T10:00:00+00:00"

@@ -20,9 +20,9 @@ import pytest
 from conversation_engine.batch import BatchProcessor, BatchProgress
 from conversation_engine.batch.rows import FAILED_COMMENT, scenario_seed
 from conversation_engine.batch.storage import JOB_FILE, RESULTS_FILE, SCENARIOS_FILE, read_results
-from conversation_engine.errors import ScenarioError, SpecError, UserInputError
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.settings import get_settings
+from conversation_engine.core.errors import ScenarioError, SpecError, UserInputError
+from conversation_engine.core.settings import get_settings
+from conversation_engine.llm.endpoint import OpenAIWrapper
 from tests.full_disk import full_disk, rows_in
 
 REPO = Path(__file__).resolve().parents[2]
@@ -500,7 +500,7 @@ async def test_resume_after_a_crash_at_any_point_loses_and_duplicates_nothing(
 _KILL_SCRIPT = """
 import asyncio, sys
 from conversation_engine.batch import BatchProcessor
-from conversation_engine.llm import OpenAIWrapper
+from conversation_engine.llm.endpoint import OpenAIWrapper
 
 async def main():
     wrapper = OpenAIWrapper.simulated()

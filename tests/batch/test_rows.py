@@ -21,8 +21,8 @@ from conversation_engine.batch.storage import (
     render_json,
     summarize,
 )
-from conversation_engine.distribution import Distribution
-from conversation_engine.safe_text import json_dumps
+from conversation_engine.core._safe_text import json_dumps
+from conversation_engine.core.distribution import Distribution
 
 LONE = "lone \ud800 surrogate"
 

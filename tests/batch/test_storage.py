@@ -29,8 +29,8 @@ from conversation_engine.batch.storage import (
     summarize,
     write_json_atomic,
 )
-from conversation_engine.errors import OutputTargetError, UserInputError
-from conversation_engine.safe_text import without_surrogates
+from conversation_engine.core._safe_text import without_surrogates
+from conversation_engine.core.errors import OutputTargetError, UserInputError
 from tests.full_disk import full_disk
 from tests.hostile_text import as_json_reads_it, hostile_text
 

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from conversation_engine.cli import app
 from conversation_engine.compare.analysis import METRICS
+from conversation_engine.core.settings import get_settings
 from conversation_engine.engines.legacy import LegacyConversationEngine
-from conversation_engine.settings import get_settings
 
 runner = CliRunner()
 SMOKE = str(get_settings().FIXTURES_DIR / "scenarios" / "smoke.json")

@@ -29,8 +29,8 @@ import pytest
 
 from conversation_engine.compare.harness import ComparisonRun, run_comparison
 from conversation_engine.compare.report import write_reports
-from conversation_engine.scenario import load_scenarios
-from conversation_engine.settings import get_settings
+from conversation_engine.core.settings import get_settings
+from conversation_engine.inputs.scenario import load_scenarios
 
 REQUIRE_BROWSER = os.environ.get("CONVERSATION_ENGINE_REQUIRE_BROWSER") == "1"
 TIMEOUT_SECONDS = 30.0

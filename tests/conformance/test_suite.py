@@ -13,10 +13,10 @@ import pytest
 from conversation_engine.conformance import CHECKS, Harness, check_engine
 from conversation_engine.conformance.checks import cart_from_history, normalised_history
 from conversation_engine.conformance.harness import CONFORMANCE_CLIENT_SESSION_ID
-from conversation_engine.contract import ContractRule, contract_violations
+from conversation_engine.core.contract import ContractRule, contract_violations
 from conversation_engine.engines.autogen.engine import AutogenConversationEngine
 from conversation_engine.engines.legacy import LegacyConversationEngine
-from conversation_engine.llm import OpenAIWrapper
+from conversation_engine.llm.endpoint import OpenAIWrapper
 
 ORDER = "scenario 'Conformance: one product'"
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from conversation_engine.settings import get_settings
-from conversation_engine.simulated_llm.server import (
+from conversation_engine.core.settings import get_settings
+from conversation_engine.testing.simulated_llm.server import (
     SimulatedLLMServer,
     base_url,
     serving_in_background,

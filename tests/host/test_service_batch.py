@@ -23,9 +23,9 @@ from conversation_engine import (
     LegacyConversationEngine,
     RolloutConversationEngine,
 )
-from conversation_engine.contract import contract_violations
-from conversation_engine.settings import get_settings, project_path
-from conversation_engine.simulated_llm.server import SimulatedLLMServer
+from conversation_engine.core.contract import contract_violations
+from conversation_engine.core.settings import get_settings, project_path
+from conversation_engine.testing.simulated_llm.server import SimulatedLLMServer
 from conversation_engine.tools.catalogue import BUSINESS_TOOLS, EXECUTION_MESSAGE
 from tests.host.conftest import COMBINED_KEYS, HOST_MODEL, ToolApi, read_token_lines
 from tests.host.legacy_service.batch_processor import BatchProcessor

@@ -18,11 +18,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from conversation_engine.contract import contract_violations
-from conversation_engine.simulated_llm.config import Fault, SimulationConfig
-from conversation_engine.simulated_llm.persona import parse_persona
-from conversation_engine.simulated_llm.server import SimulatedLLMServer, serving_in_background
-from conversation_engine.specs import load_prompt_spec
+from conversation_engine.core.contract import contract_violations
+from conversation_engine.inputs.specs import load_prompt_spec
+from conversation_engine.testing.simulated_llm.config import Fault, SimulationConfig
+from conversation_engine.testing.simulated_llm.persona import parse_persona
+from conversation_engine.testing.simulated_llm.server import (
+    SimulatedLLMServer,
+    serving_in_background,
+)
 from tests.host.conftest import COMBINED_KEYS, HOST_MODEL, read_token_lines
 from tests.host.legacy_service.batch_processor import BatchProcessor
 from tests.host.legacy_service.config import Config
@@ -246,7 +249,7 @@ async def test_basic_mode_and_concurrency_cap(
 
 
 async def test_wrapper_detects_geographic_block(host_env: type[Config], monkeypatch: Any) -> None:
-    from conversation_engine.simulated_llm.server import base_url
+    from conversation_engine.testing.simulated_llm.server import base_url
 
     with serving_in_background(SimulationConfig(faults=[Fault(kind="geo_block")])) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", base_url(server))

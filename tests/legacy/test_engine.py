@@ -13,11 +13,11 @@ import httpx
 import pytest
 import respx
 
-from conversation_engine.contract import client_end_call_content, contract_violations
+from conversation_engine.core.contract import client_end_call_content, contract_violations
+from conversation_engine.core.settings import Settings
 from conversation_engine.engines.legacy import TAKEOVER_INSTRUCTION, LegacyConversationEngine
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.settings import Settings
-from conversation_engine.simulated_llm import Fault, SimulationConfig
+from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.testing.simulated_llm import Fault, SimulationConfig
 from conversation_engine.tools.catalogue import handoff_result
 from conversation_engine.tools.shop import EmulatedShop
 from tests.scripted_llm import BASE_URL, MODEL, ScriptedLLM, call, error, role_of, text
@@ -553,7 +553,7 @@ async def test_a_timeout_error_not_caused_by_the_deadline_is_a_failure(simulated
 def test_tool_call_arguments_are_read_as_the_autogen_engine_reads_them() -> None:
     from types import SimpleNamespace
 
-    from conversation_engine.llm import reply_tool_calls as _tool_calls_of
+    from conversation_engine.llm.endpoint import reply_tool_calls as _tool_calls_of
 
     def raw(arguments: Any) -> SimpleNamespace:
         return SimpleNamespace(

@@ -41,10 +41,10 @@ import httpx
 from hypothesis import strategies as st
 
 from conversation_engine.batch import BatchProcessor
-from conversation_engine.contract import contract_violations
-from conversation_engine.deadline import CANCEL_GRACE_SECONDS
+from conversation_engine.core._deadline import CANCEL_GRACE_SECONDS
+from conversation_engine.core.contract import contract_violations
+from conversation_engine.core.settings import Settings, get_settings
 from conversation_engine.engines import resolve_engine
-from conversation_engine.settings import Settings, get_settings
 from conversation_engine.tools.shop import EmulatedShop
 from tests.reliability.role_wire import ALWAYS, RoleWire, wrapper_for
 

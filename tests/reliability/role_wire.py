@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.simulated_llm.model import SimulatedModel, detect_role
+from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.testing.simulated_llm.model import SimulatedModel, detect_role
 
 BASE_URL = "http://llm.test/v1"
 MODEL = "simulated"

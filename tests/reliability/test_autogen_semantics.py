@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from conversation_engine.contract import contract_violations
+from conversation_engine.core.contract import contract_violations
+from conversation_engine.core.settings import get_settings
 from conversation_engine.engines import resolve_engine
-from conversation_engine.settings import get_settings
 from conversation_engine.tools.catalogue import handoff_not_executed
 from conversation_engine.tools.shop import EmulatedShop
 from tests.reliability.role_wire import RoleWire, tool_call, with_tool_calls, wrapper_for

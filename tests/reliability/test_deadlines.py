@@ -24,18 +24,18 @@ from typer.testing import CliRunner
 from conversation_engine.batch import BatchProcessor
 from conversation_engine.batch.evaluator import ConversationEvaluator
 from conversation_engine.cli import app
-from conversation_engine.contract import contract_violations
-from conversation_engine.deadline import CANCEL_GRACE_SECONDS
+from conversation_engine.core._deadline import CANCEL_GRACE_SECONDS
+from conversation_engine.core.contract import contract_violations
+from conversation_engine.core.settings import get_settings
 from conversation_engine.engines import resolve_engine
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.rate_limit import (
+from conversation_engine.inputs.specs import load_prompt_spec
+from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.llm.rate_limit import (
     MAX_RETRY_AFTER_SECONDS,
     RateLimitedTransport,
     RateLimiter,
 )
-from conversation_engine.settings import get_settings
-from conversation_engine.simulated_llm.model import SimulatedModel, detect_role
-from conversation_engine.specs import load_prompt_spec
+from conversation_engine.testing.simulated_llm.model import SimulatedModel, detect_role
 from conversation_engine.tools.shop import EmulatedShop
 from tests.reliability.role_wire import RoleWire, tool_call, with_tool_calls, wrapper_for
 from tests.sdk_behaviour import sdk_retries_client_errors

@@ -13,10 +13,10 @@ import json
 import pytest
 
 from benchmarks.construction import ServiceWrapper, resources
+from conversation_engine.core.settings import Settings, project_path
 from conversation_engine.engines.autogen.engine import AutogenConversationEngine
 from conversation_engine.engines.legacy import LegacyConversationEngine
-from conversation_engine.settings import Settings, project_path
-from conversation_engine.simulated_llm.server import base_url, serving_in_background
+from conversation_engine.testing.simulated_llm.server import base_url, serving_in_background
 
 RUNS = 1000
 WARM_UP = 100

@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
 from conversation_engine.cli import app
-from conversation_engine.scenario import MAX_VARIABLE_DEPTH
-from conversation_engine.settings import get_settings
+from conversation_engine.core.settings import get_settings
+from conversation_engine.inputs.scenario import MAX_VARIABLE_DEPTH
 from tests.reliability.test_input_errors import GOOD_VARIABLES, assert_user_error, write
 
 runner = CliRunner()

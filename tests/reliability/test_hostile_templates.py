@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from typer.testing import CliRunner, Result
 
 from conversation_engine.cli import app
-from conversation_engine.settings import get_settings
+from conversation_engine.core.settings import get_settings
 from tests.reliability.test_input_errors import (
     COMMANDS,
     GOOD_SCENARIOS,

@@ -44,9 +44,9 @@ from conversation_engine.batch.storage import (
 from conversation_engine.cli import app
 from conversation_engine.compare.analysis import compare_rows
 from conversation_engine.compare.report import write_reports
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.safe_text import without_surrogates
-from conversation_engine.settings import get_settings
+from conversation_engine.core._safe_text import without_surrogates
+from conversation_engine.core.settings import get_settings
+from conversation_engine.llm.endpoint import OpenAIWrapper
 from tests.compare.batch_rows import row as hand_row
 from tests.hostile_text import (
     EVERYTHING,

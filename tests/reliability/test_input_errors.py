@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from conversation_engine.cli import app
-from conversation_engine.settings import get_settings
+from conversation_engine.core.settings import get_settings
 
 COMMANDS = ["run", "batch", "compare"]
 GOOD_VARIABLES = {

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from conversation_engine.contract import contract_violations
+from conversation_engine.core.contract import contract_violations
 from conversation_engine.engines import resolve_engine
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.simulated_llm import Fault, SimulationConfig
+from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.testing.simulated_llm import Fault, SimulationConfig
 from conversation_engine.tools.shop import EmulatedShop
 
 ENGINES = ["autogen", "legacy"]

@@ -27,10 +27,10 @@ import respx
 from typer.testing import CliRunner
 
 from conversation_engine.cli import app
-from conversation_engine.contract import contract_violations
+from conversation_engine.core._redaction import REDACTED
+from conversation_engine.core.contract import contract_violations
+from conversation_engine.core.settings import get_settings
 from conversation_engine.engines import resolve_engine
-from conversation_engine.redaction import REDACTED
-from conversation_engine.settings import get_settings
 from conversation_engine.tools.shop import EmulatedShop
 from tests.reliability.role_wire import ALWAYS, BASE_URL, RoleWire, wrapper_for
 
@@ -171,7 +171,7 @@ async def test_a_reply_that_is_no_chat_completion_is_the_same_error_on_both_engi
 @pytest.mark.parametrize("engine", ENGINES)
 async def test_the_evaluator_scores_a_malformed_reply_as_a_failed_evaluation(engine: str) -> None:
     from conversation_engine.batch.evaluator import ConversationEvaluator
-    from conversation_engine.specs import load_prompt_spec
+    from conversation_engine.inputs.specs import load_prompt_spec
 
     wire = RoleWire(evaluator={ALWAYS: lambda _b, _c: _reply({"choices": []})})
     wrapper = wrapper_for(wire)

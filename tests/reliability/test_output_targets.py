@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from conversation_engine.batch.storage import JOB_FILE, RESULTS_FILE, read_results
 from conversation_engine.cli import app
-from conversation_engine.settings import get_settings
+from conversation_engine.core.settings import get_settings
 from tests.full_disk import full_disk, rows_in
 
 runner = CliRunner()

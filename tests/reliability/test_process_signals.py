@@ -20,8 +20,12 @@ from pathlib import Path
 import pytest
 
 from conversation_engine.batch.storage import JOB_FILE, RESULTS_FILE, read_results
-from conversation_engine.settings import get_settings
-from conversation_engine.simulated_llm import SimulationConfig, base_url, serving_in_background
+from conversation_engine.core.settings import get_settings
+from conversation_engine.testing.simulated_llm import (
+    SimulationConfig,
+    base_url,
+    serving_in_background,
+)
 
 SCENARIO_COUNT = 8
 LATENCY_MS = 60

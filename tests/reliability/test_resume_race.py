@@ -28,9 +28,13 @@ import pytest
 
 from conversation_engine.batch import BatchProcessor
 from conversation_engine.batch.storage import JOB_FILE, RESULTS_FILE
-from conversation_engine.errors import UserInputError
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.simulated_llm import SimulationConfig, base_url, serving_in_background
+from conversation_engine.core.errors import UserInputError
+from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.testing.simulated_llm import (
+    SimulationConfig,
+    base_url,
+    serving_in_background,
+)
 
 GATED = "tests.reliability.test_resume_race:GatedEngine"
 SPEC = "multiagent_prompts"

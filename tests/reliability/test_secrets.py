@@ -23,8 +23,8 @@ import respx
 from typer.testing import CliRunner
 
 from conversation_engine.cli import app
-from conversation_engine.settings import get_settings
-from conversation_engine.simulated_llm import (
+from conversation_engine.core.settings import get_settings
+from conversation_engine.testing.simulated_llm import (
     Fault,
     SimulationConfig,
     base_url,

@@ -24,13 +24,13 @@ import respx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conversation_engine import scenario as scenario_module
 from conversation_engine.batch import BatchProcessor
-from conversation_engine.contract import contract_violations
+from conversation_engine.core.contract import contract_violations
+from conversation_engine.core.settings import Settings
 from conversation_engine.engines import resolve_engine
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.settings import Settings
-from conversation_engine.simulated_llm import SimulationConfig
+from conversation_engine.inputs import scenario as scenario_module
+from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.testing.simulated_llm import SimulationConfig
 from conversation_engine.tools.shop import EmulatedShop
 from tests.reliability.test_isolation_load import cart_from_history, shop_cart
 

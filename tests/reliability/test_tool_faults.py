@@ -20,10 +20,10 @@ import httpx
 import pytest
 import respx
 
-from conversation_engine.contract import contract_violations
+from conversation_engine.core.contract import contract_violations
+from conversation_engine.core.settings import Settings
 from conversation_engine.engines import resolve_engine
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.settings import Settings
+from conversation_engine.llm.endpoint import OpenAIWrapper
 from conversation_engine.tools.http import HttpToolBackend
 from conversation_engine.tools.python_tools import PythonToolBackend, python_tool
 from conversation_engine.tools.shop import EmulatedShop

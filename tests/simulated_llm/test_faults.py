@@ -11,7 +11,7 @@ import openai
 import pytest
 from pydantic import ValidationError
 
-from conversation_engine.simulated_llm import Fault, SimulatedLLMTransport, SimulationConfig
+from conversation_engine.testing.simulated_llm import Fault, SimulatedLLMTransport, SimulationConfig
 from conversation_engine.tools.catalogue import BUSINESS_TOOLS, CONTROL_TOOLS, handoff_tool_schema
 
 BASE_URL = "http://simulated.local/v1"

@@ -11,10 +11,14 @@ import jinja2
 import openai
 import pytest
 
-from conversation_engine.settings import project_path
-from conversation_engine.simulated_llm import SimulatedLLMTransport, SimulatedModel, detect_role
-from conversation_engine.simulated_llm.persona import parse_persona
-from conversation_engine.simulated_llm.utterances import parse_amount, parse_request
+from conversation_engine.core.settings import project_path
+from conversation_engine.testing.simulated_llm import (
+    SimulatedLLMTransport,
+    SimulatedModel,
+    detect_role,
+)
+from conversation_engine.testing.simulated_llm.persona import parse_persona
+from conversation_engine.testing.simulated_llm.utterances import parse_amount, parse_request
 from conversation_engine.tools.catalogue import BUSINESS_TOOLS, CONTROL_TOOLS, handoff_tool_schema
 
 BASE_URL = "http://simulated.local/v1"

@@ -16,9 +16,9 @@ import jinja2
 import pytest
 from rapidfuzz import fuzz
 
-from conversation_engine.settings import project_path
-from conversation_engine.simulated_llm import SimulatedModel
-from conversation_engine.simulated_llm.persona import parse_persona
+from conversation_engine.core.settings import project_path
+from conversation_engine.testing.simulated_llm import SimulatedModel
+from conversation_engine.testing.simulated_llm.persona import parse_persona
 from conversation_engine.tools.catalogue import (
     BUSINESS_TOOLS,
     CONTROL_TOOLS,

@@ -20,14 +20,14 @@ from autogen_core.tools import FunctionTool
 from autogen_ext.models.openai import OpenAIChatCompletionClient
 from pydantic import BaseModel
 
-from conversation_engine.simulated_llm import (
+from conversation_engine.testing.simulated_llm import (
     Fault,
     SimulatedLLMServer,
     SimulatedLLMTransport,
     SimulationConfig,
     serving_in_background,
 )
-from conversation_engine.simulated_llm.utterances import parse_amount, parse_request
+from conversation_engine.testing.simulated_llm.utterances import parse_amount, parse_request
 from conversation_engine.tools.catalogue import BUSINESS_TOOLS
 
 BASE_URL = "http://simulated.local/v1"

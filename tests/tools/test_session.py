@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conversation_engine.errors import UnknownToolError
+from conversation_engine.core.errors import UnknownToolError
 from conversation_engine.tools.catalogue import BUSINESS_TOOLS, CONTROL_TOOLS
 from conversation_engine.tools.python_tools import PythonToolBackend, python_tool
 from conversation_engine.tools.session import SessionTools

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from conversation_engine.errors import UserInputError
-from conversation_engine.settings import project_path
+from conversation_engine.core.errors import UserInputError
+from conversation_engine.core.settings import project_path
 from conversation_engine.tools.catalogue import BUSINESS_TOOLS, CONTROL_TOOLS
 from conversation_engine.tools.shop import EmulatedShop
 

@@ -39,8 +39,7 @@ from autogen_agentchat.messages import (
 )
 from autogen_core.models import RequestUsage
 
-from conversation_engine.completion_check import tool_call_arguments
-from conversation_engine.contract import (
+from conversation_engine.core.contract import (
     AGENT_SPEAKER_PREFIX,
     BASIC_AGENT_SPEAKER,
     CLIENT_SPEAKER,
@@ -52,6 +51,7 @@ from conversation_engine.contract import (
     safe_parse_tool_result,
 )
 from conversation_engine.engines.customer import end_call_reason
+from conversation_engine.llm._completion_check import tool_call_arguments
 from conversation_engine.tools.catalogue import (
     handoff_not_executed,
     handoff_result,

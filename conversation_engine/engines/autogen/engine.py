@@ -30,8 +30,10 @@ from autogen_core.models import RequestUsage
 from autogen_core.tools import BaseTool
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from conversation_engine.contract import CLIENT_SPEAKER, END_CALL_TOOL, HistoryEntry
-from conversation_engine.deadline import CANCEL_GRACE_SECONDS, cancel_and_wait
+from conversation_engine.core._deadline import CANCEL_GRACE_SECONDS, cancel_and_wait
+from conversation_engine.core.contract import CLIENT_SPEAKER, END_CALL_TOOL, HistoryEntry
+from conversation_engine.core.outcome import ConversationOutcome
+from conversation_engine.core.settings import Settings
 from conversation_engine.engines.autogen.adapter import ConversationAdapter
 from conversation_engine.engines.autogen.mas_factory import (
     MODEL_CALL_CAP_REASON,
@@ -46,10 +48,8 @@ from conversation_engine.engines.autogen.naming import autogen_name
 from conversation_engine.engines.autogen.tool_factory import AutogenToolFactory
 from conversation_engine.engines.base import ContractEngine
 from conversation_engine.engines.bot import BotTurn
-from conversation_engine.outcome import ConversationOutcome
-from conversation_engine.rate_limit import RetryAfterTooLongError
-from conversation_engine.settings import Settings
-from conversation_engine.specs import PromptSpec
+from conversation_engine.inputs.specs import PromptSpec
+from conversation_engine.llm.rate_limit import RetryAfterTooLongError
 from conversation_engine.tools.base import ToolBackend
 
 logger = logging.getLogger(__name__)

@@ -36,11 +36,11 @@ from autogen_core import CancellationToken, FunctionCall
 from autogen_core.models import ChatCompletionClient, CreateResult, FunctionExecutionResult
 from autogen_core.tools import BaseTool, FunctionTool, ToolSchema, Workbench
 
-from conversation_engine.completion_check import tool_call_arguments
-from conversation_engine.contract import CLIENT_SPEAKER, END_CALL_TOOL
+from conversation_engine.core.contract import CLIENT_SPEAKER, END_CALL_TOOL
+from conversation_engine.core.settings import get_settings
 from conversation_engine.engines.autogen.naming import autogen_name
-from conversation_engine.settings import get_settings
-from conversation_engine.specs import PromptSpec
+from conversation_engine.inputs.specs import PromptSpec
+from conversation_engine.llm._completion_check import tool_call_arguments
 from conversation_engine.tools.catalogue import handoff_description, handoff_tool_name
 
 #: What an agent says to end the call without the `end_call` tool (AutoGen's convention).

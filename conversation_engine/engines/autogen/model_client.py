@@ -15,7 +15,7 @@ from autogen_core.models import ModelInfo
 from autogen_ext.models.openai import OpenAIChatCompletionClient
 from autogen_ext.models.openai._model_info import get_info
 
-from conversation_engine.llm import OpenAIWrapper, wire_error_of
+from conversation_engine.llm.endpoint import OpenAIWrapper, wire_error_of
 
 #: What AutoGen is told about a model it does not know (Ollama, vLLM, LM Studio, simulated).
 DEFAULT_MODEL_INFO = ModelInfo(

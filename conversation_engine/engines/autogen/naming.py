@@ -9,10 +9,10 @@ from __future__ import annotations
 import keyword
 from typing import TYPE_CHECKING
 
-from conversation_engine.errors import SpecError
+from conversation_engine.core.errors import SpecError
 
 if TYPE_CHECKING:
-    from conversation_engine.specs import PromptSpec
+    from conversation_engine.inputs.specs import PromptSpec
 
 
 def autogen_name(spec: PromptSpec, agent_id: str) -> str:

@@ -30,22 +30,22 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from conversation_engine.errors import (
-    ConversationEngineError,
-    ScenarioError,
-    SpecError,
-    TemplateVariableError,
-)
-from conversation_engine.redaction import (
+from conversation_engine.core._redaction import (
     hide_credentials_in_http_logs,
     redact_secrets,
     redact_url,
     register_url_credentials,
 )
-from conversation_engine.settings import Settings, get_settings
+from conversation_engine.core.errors import (
+    ConversationEngineError,
+    ScenarioError,
+    SpecError,
+    TemplateVariableError,
+)
+from conversation_engine.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from conversation_engine.specs import PromptSpec
+    from conversation_engine.inputs.specs import PromptSpec
 
 logger = logging.getLogger(__name__)
 

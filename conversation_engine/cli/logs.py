@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from conversation_engine import redaction
+import conversation_engine.core._redaction as redaction
 
 AUTOGEN_RUNTIME_LOGGER = "autogen_core"
 

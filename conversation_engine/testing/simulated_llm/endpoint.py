@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from conversation_engine.simulated_llm.config import HTTP_FAULTS, SimulationConfig
-from conversation_engine.simulated_llm.faults import FaultPlan, http_error
-from conversation_engine.simulated_llm.model import (
+from conversation_engine.testing.simulated_llm.config import HTTP_FAULTS, SimulationConfig
+from conversation_engine.testing.simulated_llm.faults import FaultPlan, http_error
+from conversation_engine.testing.simulated_llm.model import (
     CREATED,
     SimulatedModel,
     detect_role,

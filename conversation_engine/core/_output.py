@@ -22,7 +22,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from conversation_engine.errors import OutputTargetError
+from conversation_engine.core.errors import OutputTargetError
 
 _partials = itertools.count()
 

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from conversation_engine.simulated_llm.config import Fault, FaultKind, Role
+from conversation_engine.testing.simulated_llm.config import Fault, FaultKind, Role
 
 GEO_BLOCK_ERROR = {
     "code": "unsupported_country_region_territory",

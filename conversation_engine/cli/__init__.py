@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from conversation_engine.safe_text import terminal_safe
+from conversation_engine.core._safe_text import terminal_safe
 
 app = typer.Typer(
     help="Simulate and A/B-test multi-agent customer-service bots.",
@@ -112,7 +112,7 @@ def _terminal_safe_logging() -> None:
 @contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
     """Turn user errors into one sentence and exit code 2."""
-    from conversation_engine.errors import UserInputError
+    from conversation_engine.core.errors import UserInputError
 
     _terminal_safe_logging()
     try:
@@ -126,21 +126,21 @@ def user_errors(debug: bool) -> Iterator[None]:
 
 def _quiet_cancellations(debug: bool = False) -> None:
     """AutoGen's runtime errors: one line per failed conversation unless `debug` (logs.py)."""
-    from conversation_engine.logs import route_autogen_runtime_logs
+    from conversation_engine.cli.logs import route_autogen_runtime_logs
 
     route_autogen_runtime_logs(debug=debug)
 
 
 def default_scenarios_path() -> Path:
-    from conversation_engine.settings import get_settings
+    from conversation_engine.core.settings import get_settings
 
     return get_settings().FIXTURES_DIR / "scenarios" / DEFAULT_SCENARIOS
 
 
 def make_wrapper(quiet: bool = False) -> Any:
     """The configured endpoint, or the simulated LLM with a banner saying so."""
-    from conversation_engine.llm import OpenAIWrapper
-    from conversation_engine.settings import get_settings
+    from conversation_engine.core.settings import get_settings
+    from conversation_engine.llm.endpoint import OpenAIWrapper
 
     settings = get_settings()
     if not settings.uses_real_endpoint and not quiet:
@@ -152,8 +152,8 @@ def write_json(path: Path, data: Any) -> None:
     """Write a results file: atomically for a regular file (a reader never sees half of it, a
     failure leaves no partial file), in place for `/dev/null` or a pipe; any text is kept
     (`safe_text.json_dumps`)."""
-    from conversation_engine.output import write_output_file
-    from conversation_engine.safe_text import json_dumps
+    from conversation_engine.core._output import write_output_file
+    from conversation_engine.core._safe_text import json_dumps
 
     write_output_file(path, json_dumps(data, indent=2))
 
@@ -199,13 +199,13 @@ def run(
 ) -> None:
     """Play scenarios through an engine, show the transcripts and write the contract results."""
     with user_errors(debug):
+        from conversation_engine.cli.transcript import print_transcript
+        from conversation_engine.core._output import check_output_file
+        from conversation_engine.core._safe_text import json_dumps
+        from conversation_engine.core.settings import get_settings
         from conversation_engine.engines import create_engine, resolve_engine
-        from conversation_engine.output import check_output_file
-        from conversation_engine.safe_text import json_dumps
-        from conversation_engine.scenario import check_variables, load_scenarios
-        from conversation_engine.settings import get_settings
-        from conversation_engine.specs import PromptSpec
-        from conversation_engine.transcript import print_transcript
+        from conversation_engine.inputs.scenario import check_variables, load_scenarios
+        from conversation_engine.inputs.specs import PromptSpec
 
         settings = get_settings()
         scenario_path = scenarios or default_scenarios_path()
@@ -274,7 +274,7 @@ def specs_list(debug: DebugOption = False) -> None:
     with user_errors(debug):
         from rich.table import Table
 
-        from conversation_engine.specs import list_prompt_specs
+        from conversation_engine.inputs.specs import list_prompt_specs
 
         table = Table("name", "display name", "version", "agents")
         for item in list_prompt_specs():
@@ -293,8 +293,8 @@ def specs_show(
 ) -> None:
     """Print a spec as JSON."""
     with user_errors(debug):
-        from conversation_engine.safe_text import json_dumps
-        from conversation_engine.specs import load_prompt_spec
+        from conversation_engine.core._safe_text import json_dumps
+        from conversation_engine.inputs.specs import load_prompt_spec
 
         console.print_json(json_dumps(load_prompt_spec(name).to_dict(), for_terminal=True))
 
@@ -305,7 +305,7 @@ def specs_validate(
 ) -> None:
     """Check a spec: structure, tools, handoff targets, client agent, agent ids."""
     with user_errors(debug):
-        from conversation_engine.specs import load_prompt_spec
+        from conversation_engine.inputs.specs import load_prompt_spec
 
         spec = load_prompt_spec(name)
         agents = ", ".join(spec.agents)
@@ -323,7 +323,7 @@ def simulated_serve(
     latency_ms: Annotated[float, typer.Option(help="Added latency per request.")] = 0.0,
 ) -> None:
     """Serve the simulated LLM's OpenAI-compatible API over HTTP (test double, not a model)."""
-    from conversation_engine.simulated_llm import SimulationConfig, serve
+    from conversation_engine.testing.simulated_llm import SimulationConfig, serve
 
     err_console.print(
         f"[yellow]Simulated LLM (a deterministic test double, not a language model) on "
@@ -364,8 +364,8 @@ def _progress_bar() -> Any:
 
 def _check_resume_options(job: dict[str, Any], given: dict[str, Any], batch_id: str) -> None:
     """A resumed batch keeps the options it was started with; refuse conflicting ones."""
+    from conversation_engine.core.errors import UserInputError
     from conversation_engine.engines import engine_label, resolve_engine
-    from conversation_engine.errors import UserInputError
 
     stored = {
         "--engine": job.get("engine"),
@@ -466,10 +466,10 @@ def batch(
     with user_errors(debug):
         from conversation_engine.batch import BatchProcessor, BatchProgress, ResultStorage
         from conversation_engine.batch.storage import BATCH_FILES
-        from conversation_engine.errors import UserInputError
-        from conversation_engine.output import check_output_dir
-        from conversation_engine.scenario import load_scenarios
-        from conversation_engine.settings import get_settings
+        from conversation_engine.core._output import check_output_dir
+        from conversation_engine.core.errors import UserInputError
+        from conversation_engine.core.settings import get_settings
+        from conversation_engine.inputs.scenario import load_scenarios
 
         out_dir = out or get_settings().RESULTS_DIR
         job: dict[str, Any] | None = None
@@ -621,12 +621,12 @@ def compare(
         from conversation_engine.batch import BatchProgress
         from conversation_engine.compare import BootstrapSettings, run_comparison
         from conversation_engine.compare.harness import ComparisonRun
+        from conversation_engine.core._output import check_output_dir
+        from conversation_engine.core.errors import ResultsWriteError
+        from conversation_engine.core.settings import get_settings
         from conversation_engine.engines import resolve_engine
-        from conversation_engine.errors import ResultsWriteError
-        from conversation_engine.output import check_output_dir
-        from conversation_engine.scenario import check_variables, load_scenarios
-        from conversation_engine.settings import get_settings
-        from conversation_engine.specs import load_prompt_spec
+        from conversation_engine.inputs.scenario import check_variables, load_scenarios
+        from conversation_engine.inputs.specs import load_prompt_spec
 
         scenario_path = scenarios or default_scenarios_path()
         loaded = load_scenarios(scenario_path)

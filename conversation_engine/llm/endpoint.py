@@ -21,20 +21,20 @@ from typing import Any
 import httpx
 import openai
 
-from conversation_engine.completion_check import check_chat_completion, tool_call_arguments
-from conversation_engine.contract import FunctionCall, ToolCall, Usage, is_geo_block
-from conversation_engine.errors import (
+from conversation_engine.core._redaction import register_secret
+from conversation_engine.core.contract import FunctionCall, ToolCall, Usage, is_geo_block
+from conversation_engine.core.errors import (
     MALFORMED_RESPONSE_MESSAGE,
     APIBlockedError,
     MalformedResponseError,
 )
-from conversation_engine.rate_limit import (
+from conversation_engine.core.settings import Settings, get_settings
+from conversation_engine.llm._completion_check import check_chat_completion, tool_call_arguments
+from conversation_engine.llm.rate_limit import (
     RateLimitedTransport,
     RateLimiter,
     RetryAfterTooLongError,
 )
-from conversation_engine.redaction import register_secret
-from conversation_engine.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class OpenAIWrapper:
         cls, config: Any = None, *, model: str = SIMULATED_MODEL, **kwargs: Any
     ) -> OpenAIWrapper:
         """A wrapper served by the offline simulated LLM (`config`: a `SimulationConfig`)."""
-        from conversation_engine.simulated_llm import SimulatedLLMTransport
+        from conversation_engine.testing.simulated_llm import SimulatedLLMTransport
 
         kwargs.setdefault("max_retries", 0)
         return cls(

@@ -25,10 +25,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from conversation_engine.simulated_llm import utterances as say
-from conversation_engine.simulated_llm.chat_view import ChatView, ToolCallRecord
-from conversation_engine.simulated_llm.reply import Reply, call, text
-from conversation_engine.simulated_llm.utterances import Amount, ClientRequest
+from conversation_engine.testing.simulated_llm import utterances as say
+from conversation_engine.testing.simulated_llm.chat_view import ChatView, ToolCallRecord
+from conversation_engine.testing.simulated_llm.reply import Reply, call, text
+from conversation_engine.testing.simulated_llm.utterances import Amount, ClientRequest
 
 PRODUCT_CODE_RE = re.compile(r"\b[A-Z]{2}-\d{8}\b")
 

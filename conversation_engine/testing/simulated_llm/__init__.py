@@ -9,23 +9,23 @@ roles and conventions, `config` for faults.
 Plug it in as an httpx transport (`SimulatedLLMTransport`) or serve it over HTTP (`serve`).
 """
 
-from conversation_engine.simulated_llm.config import (
+from conversation_engine.testing.simulated_llm.config import (
     FAULT_KINDS,
     Fault,
     FaultKind,
     Role,
     SimulationConfig,
 )
-from conversation_engine.simulated_llm.endpoint import SimulatedEndpoint, SimulationStats
-from conversation_engine.simulated_llm.model import SimulatedModel, detect_role
-from conversation_engine.simulated_llm.server import (
+from conversation_engine.testing.simulated_llm.endpoint import SimulatedEndpoint, SimulationStats
+from conversation_engine.testing.simulated_llm.model import SimulatedModel, detect_role
+from conversation_engine.testing.simulated_llm.server import (
     SimulatedLLMServer,
     base_url,
     make_server,
     serve,
     serving_in_background,
 )
-from conversation_engine.simulated_llm.transport import SimulatedLLMTransport
+from conversation_engine.testing.simulated_llm.transport import SimulatedLLMTransport
 
 __all__ = [
     "FAULT_KINDS",

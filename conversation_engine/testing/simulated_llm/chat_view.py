@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from conversation_engine.contract import END_CALL_TOOL, HANDOFF_PREFIX
+from conversation_engine.core.contract import END_CALL_TOOL, HANDOFF_PREFIX
 
 AUTOGEN_HANDOFF_PREFIX = "transfer_to_"
 HANDOFF_PREFIXES = (HANDOFF_PREFIX, AUTOGEN_HANDOFF_PREFIX)

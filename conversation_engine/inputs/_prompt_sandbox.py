@@ -18,7 +18,7 @@ internal attributes of functions, frames or generators, no changes to lists, dic
   before building it; `range` is bounded as in Jinja's sandbox and `lipsum` is removed.
 
 A refusal is a `TemplateRefused` (a `jinja2.sandbox.SecurityError`) carrying the template line
-when known; `conversation_engine.specs` turns it into a `SpecError` naming the spec file and
+when known; `conversation_engine.inputs.specs` turns it into a `SpecError` naming the spec file and
 agent. Templates that stay within these rules render byte-for-byte as with a plain
 `jinja2.Environment` of the same options.
 """

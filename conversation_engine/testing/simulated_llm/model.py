@@ -39,13 +39,13 @@ import random
 import re
 from typing import Any
 
-from conversation_engine.contract import END_CALL_TOOL
-from conversation_engine.simulated_llm.agent_role import agent_reply
-from conversation_engine.simulated_llm.chat_view import ChatView
-from conversation_engine.simulated_llm.client_role import client_reply
-from conversation_engine.simulated_llm.config import HTTP_FAULTS, FaultKind, Role
-from conversation_engine.simulated_llm.evaluator_role import evaluator_reply
-from conversation_engine.simulated_llm.reply import Reply, ToolCallPlan, fit_arguments
+from conversation_engine.core.contract import END_CALL_TOOL
+from conversation_engine.testing.simulated_llm.agent_role import agent_reply
+from conversation_engine.testing.simulated_llm.chat_view import ChatView
+from conversation_engine.testing.simulated_llm.client_role import client_reply
+from conversation_engine.testing.simulated_llm.config import HTTP_FAULTS, FaultKind, Role
+from conversation_engine.testing.simulated_llm.evaluator_role import evaluator_reply
+from conversation_engine.testing.simulated_llm.reply import Reply, ToolCallPlan, fit_arguments
 
 #: Fixed so that identical requests give byte-identical responses.
 CREATED = 1_700_000_000

@@ -32,10 +32,10 @@ from typing import Any
 
 import httpx
 
-from conversation_engine.errors import SpecError
-from conversation_engine.llm import OpenAIWrapper
-from conversation_engine.settings import Settings, project_path
-from conversation_engine.specs import SPEC_SUFFIX
+from conversation_engine.core.errors import SpecError
+from conversation_engine.core.settings import Settings, project_path
+from conversation_engine.inputs.specs import SPEC_SUFFIX
+from conversation_engine.llm.endpoint import OpenAIWrapper
 
 logger = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from conversation_engine.errors import MALFORMED_RESPONSE_MESSAGE, MalformedResponseError
+from conversation_engine.core.errors import MALFORMED_RESPONSE_MESSAGE, MalformedResponseError
 
 CHAT_COMPLETIONS_PATH = "/chat/completions"
 

@@ -15,7 +15,7 @@ Differences from the legacy loader, all deliberate:
   "[ERROR: File not found: X]", and a `file:` path that leaves the spec's directory is refused.
 * `format()` is strict (`TemplateVariableError` names the spec, agent and variable), like the
   AutoGen-era `format_with_variables`; the legacy engine rendered a missing `{{ VAR }}` as-is.
-* Templates run in a sandbox (`conversation_engine.prompt_sandbox`): they can read the
+* Templates run in a sandbox (`conversation_engine.inputs._prompt_sandbox`): they can read the
   scenario's variables and nothing else (no `_` attributes, no other files or templates,
   bounded work). What is visible in the text is refused by `validate()` when the spec is
   loaded, the rest by `format()`; both as `SpecError` naming the spec file and the agent.
@@ -37,10 +37,14 @@ import jinja2
 import jinja2.sandbox
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from conversation_engine.core.errors import SpecError, TemplateVariableError
+from conversation_engine.core.settings import get_settings
 from conversation_engine.engines.autogen.naming import base_autogen_name
-from conversation_engine.errors import SpecError, TemplateVariableError
-from conversation_engine.prompt_sandbox import PromptSandbox, TemplateRefused, render_bounded
-from conversation_engine.settings import get_settings
+from conversation_engine.inputs._prompt_sandbox import (
+    PromptSandbox,
+    TemplateRefused,
+    render_bounded,
+)
 from conversation_engine.tools.catalogue import (
     ToolCatalogue,
     handoff_target,

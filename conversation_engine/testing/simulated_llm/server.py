@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from conversation_engine.simulated_llm.config import SimulationConfig
-from conversation_engine.simulated_llm.endpoint import SimulatedEndpoint
+from conversation_engine.testing.simulated_llm.config import SimulationConfig
+from conversation_engine.testing.simulated_llm.endpoint import SimulatedEndpoint
 
 logger = logging.getLogger(__name__)
 

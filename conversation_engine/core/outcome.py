@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from conversation_engine.contract import (
+from conversation_engine.core._redaction import redact_secrets_in
+from conversation_engine.core.contract import (
     ConversationResult,
     ConversationStatus,
     EndReason,
@@ -24,8 +25,7 @@ from conversation_engine.contract import (
     Usage,
     is_geo_block,
 )
-from conversation_engine.errors import MALFORMED_RESPONSE_MESSAGE, APIBlockedError
-from conversation_engine.redaction import redact_secrets_in
+from conversation_engine.core.errors import MALFORMED_RESPONSE_MESSAGE, APIBlockedError
 
 API_BLOCKED_MESSAGE = "OpenAI API blocked due to geographic restrictions"
 

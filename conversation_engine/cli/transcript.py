@@ -14,8 +14,8 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.text import Text
 
-from conversation_engine.contract import CLIENT_SPEAKER, HANDOFF_PREFIX
-from conversation_engine.safe_text import plain, terminal_safe
+from conversation_engine.core._safe_text import plain, terminal_safe
+from conversation_engine.core.contract import CLIENT_SPEAKER, HANDOFF_PREFIX
 
 _AGENT_STYLES = ("cyan", "magenta", "blue", "yellow", "bright_cyan", "bright_magenta")
 _STATUS_STYLES = {

@@ -8,7 +8,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+# This module lives in `conversation_engine/core/`; the package is one level up.
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 def project_path(name: str) -> Path:

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import random
 
-from conversation_engine.contract import END_CALL_TOOL
-from conversation_engine.simulated_llm import utterances as say
-from conversation_engine.simulated_llm.chat_view import ChatView
-from conversation_engine.simulated_llm.persona import Goal, parse_persona
-from conversation_engine.simulated_llm.reply import Reply, call, text
+from conversation_engine.core.contract import END_CALL_TOOL
+from conversation_engine.testing.simulated_llm import utterances as say
+from conversation_engine.testing.simulated_llm.chat_view import ChatView
+from conversation_engine.testing.simulated_llm.persona import Goal, parse_persona
+from conversation_engine.testing.simulated_llm.reply import Reply, call, text
 
 
 def _ask(goal: Goal, rng: random.Random) -> str:

@@ -16,9 +16,9 @@ import json
 import random
 import re
 
-from conversation_engine.simulated_llm import utterances as say
-from conversation_engine.simulated_llm.chat_view import ChatView
-from conversation_engine.simulated_llm.reply import Reply, text
+from conversation_engine.testing.simulated_llm import utterances as say
+from conversation_engine.testing.simulated_llm.chat_view import ChatView
+from conversation_engine.testing.simulated_llm.reply import Reply, text
 
 _LINE_RE = re.compile(
     r"^\s*(?:ход|turn)\s*\d+\s*[-–—:]\s*(?P<speaker>[^:\n]+?)\s*:\s*(?P<content>.*)$",

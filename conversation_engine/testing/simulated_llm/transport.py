@@ -20,9 +20,13 @@ import time
 
 import httpx
 
-from conversation_engine.simulated_llm.config import SimulationConfig
-from conversation_engine.simulated_llm.endpoint import Outcome, SimulatedEndpoint, SimulationStats
-from conversation_engine.simulated_llm.model import SimulatedModel
+from conversation_engine.testing.simulated_llm.config import SimulationConfig
+from conversation_engine.testing.simulated_llm.endpoint import (
+    Outcome,
+    SimulatedEndpoint,
+    SimulationStats,
+)
+from conversation_engine.testing.simulated_llm.model import SimulatedModel
 
 
 class SimulatedLLMTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):

@@ -1,0 +1,1 @@
+"""What a run is given: prompt specs (`specs`) and scenarios with their variables (`scenario`)."""
