@@ -1,4 +1,5 @@
-"""The batch job model (legacy `BatchJob`/`BatchStatus`) and the progress event.
+"""The batch job model (legacy `BatchJob`/`BatchStatus`), the progress event, and the rule
+that a resumed batch keeps its options (`check_resume_options`).
 
 A job counts *runs*: with `repeat=k` each scenario runs k times (trials), so
 `total_scenarios` is `len(scenarios) * repeat` and the counters move once per scenario-trial.
@@ -13,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from conversation_engine.batch.rows import BatchRow
+from conversation_engine.core.errors import UserInputError
+from conversation_engine.engines import engine_label, resolve_engine
 
 
 class BatchStatus(StrEnum):
@@ -87,3 +90,53 @@ class BatchProgress:
     total: int
     row: BatchRow | None = None
     """The row that just finished, if the event is for a finished run."""
+
+
+def check_resume_options(
+    job: dict[str, Any],
+    batch_id: str,
+    *,
+    engine: str | None = None,
+    spec: str | None = None,
+    repeat: int | None = None,
+    max_turns: int | None = None,
+    timeout: float | None = None,
+    basic: bool = False,
+    no_eval: bool = False,
+) -> None:
+    """Refuse options that conflict with the ones a batch was started with.
+
+    `job` is the stored job (`ResultStorage.load_job`); the keyword arguments are what the
+    user gave for the resume (`None`/`False`: not given). A resumed batch keeps its engine,
+    spec, repeat, max turns, timeout, mode and evaluation, so giving any of them with another
+    value raises `UserInputError` naming each conflict by its command-line option. `engine`
+    is resolved first, so a bad one raises as `resolve_engine` does.
+    """
+    given: dict[str, Any] = {
+        "--engine": engine_label(resolve_engine(engine)) if engine is not None else None,
+        "--spec": spec,
+        "--repeat": repeat,
+        "--max-turns": max_turns,
+        "--timeout": timeout,
+    }
+    stored = {
+        "--engine": job.get("engine"),
+        "--spec": job.get("prompt_spec_name"),
+        "--repeat": job.get("repeat"),
+        "--max-turns": job.get("max_turns"),
+        "--timeout": job.get("timeout_sec"),
+    }
+    conflicts = [
+        f"{option} {given[option]} (the batch has {stored[option]})"
+        for option in stored
+        if given[option] is not None and given[option] != stored[option]
+    ]
+    if basic and job.get("use_tools", True):
+        conflicts.append("--basic (the batch runs in tools mode)")
+    if no_eval and job.get("evaluate", True):
+        conflicts.append("--no-eval (the batch evaluates)")
+    if conflicts:
+        raise UserInputError(
+            f"--resume continues batch {batch_id} with the options it was started with; drop "
+            f"{', '.join(conflicts)}."
+        )

@@ -2,8 +2,10 @@
 
 Each engine runs as an ordinary batch (`BatchProcessor`), one after the other so that neither
 slows the other down and wall times compare; both batches are kept under `<out>/batches/`.
-Both engines and the spec are validated before either batch starts. The rows are then paired
-and analysed (`analysis.compare_rows`) and the reports written (`report.write_reports`).
+Both engines and the spec are validated before either batch starts (`check_comparison` does
+the same checks on their own, for a caller that wants to fail before showing anything). The
+rows are then paired and analysed (`analysis.compare_rows`) and the reports written
+(`report.write_reports`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from conversation_engine.batch import BatchProcessor, BatchProgress
 from conversation_engine.compare.analysis import BootstrapSettings, Comparison, compare_rows
 from conversation_engine.compare.report import write_reports
 from conversation_engine.core.errors import ResultsWriteError
-from conversation_engine.inputs.scenario import Scenario
+from conversation_engine.engines import resolve_engine
+from conversation_engine.inputs.scenario import Scenario, check_variables
+from conversation_engine.inputs.specs import load_prompt_spec
 
 BATCHES_DIR = "batches"
 
@@ -46,6 +50,25 @@ class ComparisonRun:
     a: EngineRun
     b: EngineRun
     paths: dict[str, Path] = field(default_factory=dict)
+
+
+def check_comparison(
+    scenarios: Sequence[Scenario],
+    *,
+    engine_a: str,
+    engine_b: str,
+    spec: str,
+    source: str | Path | None = None,
+) -> None:
+    """Raise `UserInputError` if either engine cannot be resolved, the spec cannot be loaded
+    or a scenario's variables cannot render it, without running or writing anything.
+
+    `run_comparison` makes these checks too; a caller uses this to fail before it shows
+    progress. `source` (the scenario file) names where a bad scenario came from.
+    """
+    resolve_engine(engine_a)
+    resolve_engine(engine_b)
+    check_variables(load_prompt_spec(spec), scenarios, source=source)
 
 
 def _labels(label_a: str, label_b: str) -> tuple[str, str]:

@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 
 from conversation_engine.cli import app
 from conversation_engine.core.settings import get_settings
+from tests.inputs.test_prompt_sandbox import escape_templates
 from tests.reliability.test_input_errors import (
     COMMANDS,
     GOOD_SCENARIOS,
@@ -27,7 +28,6 @@ from tests.reliability.test_input_errors import (
     invoke,
     write,
 )
-from tests.test_prompt_sandbox import escape_templates
 
 runner = CliRunner()
 

@@ -38,13 +38,6 @@ class BrokenClientData:
         raise ValueError("client data source is broken")
 
 
-@pytest.fixture
-async def wrapper():
-    w = OpenAIWrapper.simulated()
-    yield w
-    await w.aclose()
-
-
 @pytest.mark.parametrize("engine", ENGINES)
 def test_both_engines_share_the_contract_methods(engine: str) -> None:
     cls = resolve_engine(engine)
@@ -55,10 +48,10 @@ def test_both_engines_share_the_contract_methods(engine: str) -> None:
 
 @pytest.mark.parametrize("engine", ENGINES)
 async def test_a_timeout_error_the_deadline_did_not_cause_is_a_failure(
-    wrapper: OpenAIWrapper, engine: str
+    simulated_wrapper: OpenAIWrapper, engine: str
 ) -> None:
     instance = resolve_engine(engine)(
-        wrapper, "multiagent_prompts", client_data=TimingOutClientData()
+        simulated_wrapper, "multiagent_prompts", client_data=TimingOutClientData()
     )
     result = await instance.run_conversation_with_tools(SCENARIO, timeout_sec=30)
     assert contract_violations(result, basic_mode=False) == []
@@ -69,9 +62,11 @@ async def test_a_timeout_error_the_deadline_did_not_cause_is_a_failure(
 
 @pytest.mark.parametrize("engine", ENGINES)
 async def test_a_failure_before_the_first_turn_is_a_result(
-    wrapper: OpenAIWrapper, engine: str
+    simulated_wrapper: OpenAIWrapper, engine: str
 ) -> None:
-    instance = resolve_engine(engine)(wrapper, "multiagent_prompts", client_data=BrokenClientData())
+    instance = resolve_engine(engine)(
+        simulated_wrapper, "multiagent_prompts", client_data=BrokenClientData()
+    )
     result = await instance.run_conversation(SCENARIO)
     assert contract_violations(result, basic_mode=True) == []
     assert (result["status"], result["error_type"]) == ("failed", "ValueError")

@@ -9,7 +9,7 @@ import pytest
 from conversation_engine.core.errors import SpecError
 from conversation_engine.engines.autogen.naming import autogen_name, spec_agent_id
 from conversation_engine.inputs.specs import PromptSpec, load_prompt_spec
-from tests.test_specs import _multiagent, _write
+from tests.inputs.test_specs import _multiagent, _write
 
 
 def test_autogen_name_round_trip(tmp_path: Path) -> None:

@@ -5,21 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
-
 from conversation_engine.core.contract import contract_violations
 from conversation_engine.core.settings import get_settings
 from conversation_engine.engines.autogen.engine import AutogenConversationEngine
 from conversation_engine.inputs.scenario import load_scenarios
 from conversation_engine.llm.endpoint import OpenAIWrapper
 from conversation_engine.tools.shop import EmulatedShop
-
-
-@pytest.fixture
-async def wrapper():
-    w = OpenAIWrapper.simulated()
-    yield w
-    await w.aclose()
 
 
 def shipped_scenarios() -> list[dict]:
@@ -35,9 +26,9 @@ def tool_names(result: dict) -> list[str]:
     ]
 
 
-async def test_shipped_scenarios_run_to_a_valid_end(wrapper: OpenAIWrapper) -> None:
+async def test_shipped_scenarios_run_to_a_valid_end(simulated_wrapper: OpenAIWrapper) -> None:
     shop = EmulatedShop()
-    engine = AutogenConversationEngine(wrapper, "multiagent_prompts", tool_backend=shop)
+    engine = AutogenConversationEngine(simulated_wrapper, "multiagent_prompts", tool_backend=shop)
     results = await asyncio.gather(
         *(engine.run_conversation_with_tools(s) for s in shipped_scenarios())
     )
@@ -66,8 +57,8 @@ async def test_shipped_scenarios_run_to_a_valid_end(wrapper: OpenAIWrapper) -> N
         )
 
 
-async def test_same_seed_gives_the_same_conversation(wrapper: OpenAIWrapper) -> None:
-    engine = AutogenConversationEngine(wrapper, "multiagent_prompts")
+async def test_same_seed_gives_the_same_conversation(simulated_wrapper: OpenAIWrapper) -> None:
+    engine = AutogenConversationEngine(simulated_wrapper, "multiagent_prompts")
     scenario = shipped_scenarios()[0]
     first, second = await asyncio.gather(
         engine.run_conversation_with_tools(scenario), engine.run_conversation_with_tools(scenario)
@@ -88,8 +79,8 @@ async def test_same_seed_gives_the_same_conversation(wrapper: OpenAIWrapper) -> 
     assert shape(first) == shape(second)
 
 
-async def test_basic_mode_on_shipped_spec(wrapper: OpenAIWrapper) -> None:
-    engine = AutogenConversationEngine(wrapper, "default_prompts")
+async def test_basic_mode_on_shipped_spec(simulated_wrapper: OpenAIWrapper) -> None:
+    engine = AutogenConversationEngine(simulated_wrapper, "default_prompts")
     result = await engine.run_conversation(shipped_scenarios()[0])
     assert contract_violations(result, basic_mode=True) == []
     assert result["status"] == "completed"

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 import respx
 from autogen_core.models import UserMessage
 
@@ -16,30 +14,21 @@ from conversation_engine.engines.autogen.model_client import (
     model_info_for,
 )
 from conversation_engine.llm.endpoint import OpenAIWrapper
-from tests.test_llm import BASE, completion
-
-
-@pytest.fixture
-async def wrapper() -> AsyncIterator[OpenAIWrapper]:
-    w = OpenAIWrapper(
-        api_key="sk-test-secret", model="test-model", base_url=BASE, max_retries=0, temperature=0.2
-    )
-    yield w
-    await w.aclose()
+from tests.llm.test_endpoint import BASE, completion
 
 
 async def test_autogen_client_shares_http_client_and_sends_seed(
-    wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     route = respx_mock.post(f"{BASE}/chat/completions").mock(
         return_value=httpx.Response(200, json=completion("from autogen"))
     )
-    client = autogen_model_client(wrapper, seed=7)
+    client = autogen_model_client(wire_wrapper, seed=7)
     result = await client.create([UserMessage(content="hi", source="client")])
     assert result.content == "from autogen"
     body = json.loads(route.calls.last.request.content)
     assert body["seed"] == 7 and body["temperature"] == 0.2 and body["model"] == "test-model"
-    assert model_info_for(wrapper) == DEFAULT_MODEL_INFO  # custom model name: AutoGen needs it
+    assert model_info_for(wire_wrapper) == DEFAULT_MODEL_INFO  # custom model name: AutoGen needs it
     assert route.calls.last.request.headers["authorization"] == "Bearer sk-test-secret"
 
 

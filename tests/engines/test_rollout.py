@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -52,13 +51,6 @@ class UnbuildableEngine(AutogenConversationEngine):
         raise ValueError("this spec needs a feature the engine lacks")
 
 
-@pytest.fixture
-async def wrapper() -> AsyncIterator[OpenAIWrapper]:
-    wrapper = OpenAIWrapper.simulated()
-    yield wrapper
-    await wrapper.aclose()
-
-
 def test_the_arm_is_stable_and_the_share_holds() -> None:
     names = [f"scenario {i}" for i in range(2000)]
     arms = [rollout_arm({"name": name}, 0.3) for name in names]
@@ -79,9 +71,9 @@ def test_the_arm_is_stable_and_the_share_holds() -> None:
     ],
 )
 async def test_each_arm_runs_its_engine(
-    wrapper: OpenAIWrapper, share: float, engine: str, arm: str
+    simulated_wrapper: OpenAIWrapper, share: float, engine: str, arm: str
 ) -> None:
-    rollout = RolloutConversationEngine(wrapper, SPEC, share=share)
+    rollout = RolloutConversationEngine(simulated_wrapper, SPEC, share=share)
     result = await rollout.run_conversation_with_tools(scenario(), max_turns=3)
     assert result["status"] == "completed"
     assert result["engine"] == engine
@@ -89,15 +81,17 @@ async def test_each_arm_runs_its_engine(
     assert contract_violations(result, basic_mode=False) == []
 
 
-async def test_basic_mode_goes_to_the_arm_too(wrapper: OpenAIWrapper) -> None:
-    rollout = RolloutConversationEngine(wrapper, SPEC, share=1.0)
+async def test_basic_mode_goes_to_the_arm_too(simulated_wrapper: OpenAIWrapper) -> None:
+    rollout = RolloutConversationEngine(simulated_wrapper, SPEC, share=1.0)
     result = await rollout.run_conversation(scenario(), max_turns=2)
     assert result["engine"] == "AutogenConversationEngine" and result["tools_used"] is False
     assert contract_violations(result, basic_mode=True) == []
 
 
-async def test_an_engine_bug_falls_back_to_the_baseline(wrapper: OpenAIWrapper) -> None:
-    rollout = RolloutConversationEngine(wrapper, SPEC, share=1.0, candidate=BuggyAutogenEngine)
+async def test_an_engine_bug_falls_back_to_the_baseline(simulated_wrapper: OpenAIWrapper) -> None:
+    rollout = RolloutConversationEngine(
+        simulated_wrapper, SPEC, share=1.0, candidate=BuggyAutogenEngine
+    )
     result = await rollout.run_conversation_with_tools(scenario(), max_turns=3)
     assert result["status"] == "completed"
     assert result["engine"] == "LegacyConversationEngine"
@@ -108,8 +102,10 @@ async def test_an_engine_bug_falls_back_to_the_baseline(wrapper: OpenAIWrapper) 
     assert contract_violations(result, basic_mode=False) == []
 
 
-async def test_an_engine_that_cannot_be_built_falls_back(wrapper: OpenAIWrapper) -> None:
-    rollout = RolloutConversationEngine(wrapper, SPEC, share=1.0, candidate=UnbuildableEngine)
+async def test_an_engine_that_cannot_be_built_falls_back(simulated_wrapper: OpenAIWrapper) -> None:
+    rollout = RolloutConversationEngine(
+        simulated_wrapper, SPEC, share=1.0, candidate=UnbuildableEngine
+    )
     result = await rollout.run_conversation_with_tools(scenario(), max_turns=2)
     assert result["status"] == "completed" and result["engine"] == "LegacyConversationEngine"
     assert result["rollout"]["fallback_from"]["error_type"] == "ValueError"
@@ -126,44 +122,44 @@ async def test_an_engine_that_cannot_be_built_falls_back(wrapper: OpenAIWrapper)
 async def test_endpoint_failures_do_not_fall_back(
     fault: Fault, status: str, error_type: str
 ) -> None:
-    wrapper = OpenAIWrapper.simulated(SimulationConfig(faults=[fault]), max_retries=0)
+    simulated_wrapper = OpenAIWrapper.simulated(SimulationConfig(faults=[fault]), max_retries=0)
     try:
-        rollout = RolloutConversationEngine(wrapper, SPEC, share=1.0)
+        rollout = RolloutConversationEngine(simulated_wrapper, SPEC, share=1.0)
         result = await rollout.run_conversation_with_tools(scenario(), max_turns=2)
     finally:
-        await wrapper.aclose()
+        await simulated_wrapper.aclose()
     assert (result["status"], result["error_type"]) == (status, error_type)
     assert result["engine"] == "AutogenConversationEngine"
     assert result["rollout"]["fell_back"] is False
 
 
 async def test_a_timeout_does_not_fall_back() -> None:
-    wrapper = OpenAIWrapper.simulated(
+    simulated_wrapper = OpenAIWrapper.simulated(
         SimulationConfig(faults=[Fault(kind="timeout", delay_ms=5000)]), max_retries=0
     )
     try:
-        rollout = RolloutConversationEngine(wrapper, SPEC, share=1.0)
+        rollout = RolloutConversationEngine(simulated_wrapper, SPEC, share=1.0)
         result = await rollout.run_conversation_with_tools(scenario(), timeout_sec=0.5)
     finally:
-        await wrapper.aclose()
+        await simulated_wrapper.aclose()
     assert result["status"] == "timeout" and result["rollout"]["fell_back"] is False
 
 
-async def test_the_baseline_is_configured_by_name(wrapper: OpenAIWrapper) -> None:
+async def test_the_baseline_is_configured_by_name(simulated_wrapper: OpenAIWrapper) -> None:
     settings = Settings(
         ROLLOUT_AUTOGEN_SHARE=0.0,
         ROLLOUT_BASELINE="conversation_engine.engines.legacy:LegacyConversationEngine",
     )
-    rollout = RolloutConversationEngine(wrapper, SPEC, settings=settings)
+    rollout = RolloutConversationEngine(simulated_wrapper, SPEC, settings=settings)
     assert rollout.share == 0.0 and rollout.classes["baseline"] is LegacyConversationEngine
     result = await rollout.run_conversation_with_tools(scenario(), max_turns=2)
     assert result["engine"] == "LegacyConversationEngine"
     assert resolve_engine("rollout") is RolloutConversationEngine
 
 
-def test_a_share_outside_zero_to_one_is_refused(wrapper: OpenAIWrapper) -> None:
+def test_a_share_outside_zero_to_one_is_refused(simulated_wrapper: OpenAIWrapper) -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
-        RolloutConversationEngine(wrapper, SPEC, share=1.5)
+        RolloutConversationEngine(simulated_wrapper, SPEC, share=1.5)
 
 
 @pytest.mark.parametrize(

@@ -35,22 +35,13 @@ def completion(
     }
 
 
-@pytest.fixture
-async def wrapper():
-    w = OpenAIWrapper(
-        api_key="sk-test-secret", model="test-model", base_url=BASE, max_retries=0, temperature=0.2
-    )
-    yield w
-    await w.aclose()
-
-
 async def test_chat_completion_sends_sampling_and_counts_usage(
-    wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     route = respx_mock.post(f"{BASE}/chat/completions").mock(
         return_value=httpx.Response(200, json=completion("Hi there"))
     )
-    content, usage = await wrapper.chat_completion(
+    content, usage = await wire_wrapper.chat_completion(
         [{"role": "user", "content": "hi"}], "s-1", seed=42
     )
     assert content == "Hi there"
@@ -58,13 +49,13 @@ async def test_chat_completion_sends_sampling_and_counts_usage(
     body = json.loads(route.calls.last.request.content)
     assert body["temperature"] == 0.2 and body["seed"] == 42 and body["model"] == "test-model"
     assert "tools" not in body
-    assert wrapper.usage("s-1").calls == 1
-    assert wrapper.usage("s-1").total_tokens == 120
-    assert wrapper.usage("other").calls == 0
+    assert wire_wrapper.usage("s-1").calls == 1
+    assert wire_wrapper.usage("s-1").total_tokens == 120
+    assert wire_wrapper.usage("other").calls == 0
 
 
 async def test_chat_completion_returns_message_with_tool_calls(
-    wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     call = {"id": "call_1", "type": "function", "function": {"name": "get_cart", "arguments": "{}"}}
     route = respx_mock.post(f"{BASE}/chat/completions").mock(
@@ -76,7 +67,7 @@ async def test_chat_completion_returns_message_with_tool_calls(
             "function": {"name": "get_cart", "parameters": {"type": "object", "properties": {}}},
         }
     ]
-    message, _ = await wrapper.chat_completion(
+    message, _ = await wire_wrapper.chat_completion(
         [{"role": "user", "content": "cart?"}], "s-1", tools=tools
     )
     assert message.tool_calls[0].function.name == "get_cart"
@@ -85,7 +76,7 @@ async def test_chat_completion_returns_message_with_tool_calls(
 
 
 async def test_geo_block_raises_distinct_error(
-    wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     body = {
         "error": {
@@ -95,21 +86,21 @@ async def test_geo_block_raises_distinct_error(
     }
     respx_mock.post(f"{BASE}/chat/completions").mock(return_value=httpx.Response(403, json=body))
     with pytest.raises(APIBlockedError, match="geographic"):
-        await wrapper.chat_completion([{"role": "user", "content": "hi"}], "s-1")
+        await wire_wrapper.chat_completion([{"role": "user", "content": "hi"}], "s-1")
 
 
 async def test_other_errors_surface_as_sdk_errors(
-    wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     respx_mock.post(f"{BASE}/chat/completions").mock(
         return_value=httpx.Response(500, json={"error": {"message": "boom"}})
     )
     with pytest.raises(openai.InternalServerError):
-        await wrapper.chat_completion([{"role": "user", "content": "hi"}], "s-1")
+        await wire_wrapper.chat_completion([{"role": "user", "content": "hi"}], "s-1")
 
 
 async def test_json_completion_parses_and_reports_invalid_json(
-    wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     route = respx_mock.post(f"{BASE}/chat/completions").mock(
         side_effect=[
@@ -117,20 +108,20 @@ async def test_json_completion_parses_and_reports_invalid_json(
             httpx.Response(200, json=completion("not json")),
         ]
     )
-    assert await wrapper.json_completion([{"role": "user", "content": "x"}], "s-1") == {
+    assert await wire_wrapper.json_completion([{"role": "user", "content": "x"}], "s-1") == {
         "score": 3,
         "comment": "ok",
     }
     body = json.loads(route.calls.last.request.content)
     assert body["response_format"] == {"type": "json_object"} and body["temperature"] == 0.3
-    assert await wrapper.json_completion([{"role": "user", "content": "x"}], "s-1") == {
+    assert await wire_wrapper.json_completion([{"role": "user", "content": "x"}], "s-1") == {
         "error": "invalid_json",
         "content": "not json",
     }
 
 
 async def test_sdk_retries_go_through_the_shared_client(respx_mock: respx.MockRouter) -> None:
-    wrapper = OpenAIWrapper(api_key="k", model="test-model", base_url=BASE, max_retries=2)
+    wire_wrapper = OpenAIWrapper(api_key="k", model="test-model", base_url=BASE, max_retries=2)
     route = respx_mock.post(f"{BASE}/chat/completions").mock(
         side_effect=[
             httpx.Response(
@@ -139,9 +130,9 @@ async def test_sdk_retries_go_through_the_shared_client(respx_mock: respx.MockRo
             httpx.Response(200, json=completion("ok")),
         ]
     )
-    content, _ = await wrapper.chat_completion([{"role": "user", "content": "hi"}], "s")
+    content, _ = await wire_wrapper.chat_completion([{"role": "user", "content": "hi"}], "s")
     assert content == "ok" and route.call_count == 2
-    await wrapper.aclose()
+    await wire_wrapper.aclose()
 
 
 def test_cost_table() -> None:
@@ -150,5 +141,5 @@ def test_cost_table() -> None:
 
 
 def test_repr_hides_the_key() -> None:
-    wrapper = OpenAIWrapper(api_key="sk-very-secret-key", model="gpt-4o-mini")
-    assert "sk-very-secret-key" not in repr(wrapper)
+    wire_wrapper = OpenAIWrapper(api_key="sk-very-secret-key", model="gpt-4o-mini")
+    assert "sk-very-secret-key" not in repr(wire_wrapper)

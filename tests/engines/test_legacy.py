@@ -20,7 +20,7 @@ from conversation_engine.llm.endpoint import OpenAIWrapper
 from conversation_engine.testing.simulated_llm import Fault, SimulationConfig
 from conversation_engine.tools.catalogue import handoff_result
 from conversation_engine.tools.shop import EmulatedShop
-from tests.scripted_llm import BASE_URL, MODEL, ScriptedLLM, call, error, role_of, text
+from tests.scripted_llm import BASE_URL, ScriptedLLM, call, error, role_of, text
 
 BUTTER = "CB-00000135"
 
@@ -67,20 +67,6 @@ def spec_path(tmp_path: Path) -> str:
     return str(path)
 
 
-@pytest.fixture
-async def wrapper():
-    w = OpenAIWrapper(api_key="test", model=MODEL, base_url=BASE_URL, max_retries=0)
-    yield w
-    await w.aclose()
-
-
-@pytest.fixture
-async def simulated():
-    w = OpenAIWrapper.simulated()
-    yield w
-    await w.aclose()
-
-
 def scenario(name: str = "buy butter", **variables: Any) -> dict[str, Any]:
     return {"name": name, "variables": {"CLIENT_NAME": "Ann", "SEED": 7, **variables}}
 
@@ -119,7 +105,7 @@ def conforms(result: dict[str, Any], basic_mode: bool | None = None) -> None:
 # ------------------------------------------------------------------ scripted (respx) conversations
 
 
-async def test_handoff_and_back_with_tools_ended_by_client(wrapper, spec_path):
+async def test_handoff_and_back_with_tools_ended_by_client(wire_wrapper, spec_path):
     shop = EmulatedShop()
     add_arguments = json.dumps(
         {
@@ -147,7 +133,7 @@ async def test_handoff_and_back_with_tools_ended_by_client(wrapper, spec_path):
             call("end_call", {"reason": "order complete"}),
         ],
     )
-    engine = LegacyConversationEngine(wrapper, spec_path, tool_backend=shop)
+    engine = LegacyConversationEngine(wire_wrapper, spec_path, tool_backend=shop)
     with mock_llm(llm):
         result = await engine.run_conversation_with_tools(scenario(), max_turns=10)
 
@@ -222,15 +208,15 @@ async def test_handoff_and_back_with_tools_ended_by_client(wrapper, spec_path):
         "role": "user",
         "content": "Done, delivery moved to 19 January.",
     }
-    # The scenario SEED and the wrapper's temperature go with every call.
+    # The scenario SEED and the endpoint's temperature go with every call.
     assert {body["seed"] for body in llm.requests} == {7}
-    assert {body["temperature"] for body in llm.requests} == {wrapper.temperature}
+    assert {body["temperature"] for body in llm.requests} == {wire_wrapper.temperature}
     # Usage is the conversation's own calls.
     assert result["usage"]["calls"] == len(llm.requests) == 11
     assert result["usage"]["total_tokens"] == 15 * 11
 
 
-async def test_agent_end_call_ends_the_conversation(wrapper, spec_path):
+async def test_agent_end_call_ends_the_conversation(wire_wrapper, spec_path):
     llm = ScriptedLLM(
         agent=[
             text("Hello!"),
@@ -239,7 +225,7 @@ async def test_agent_end_call_ends_the_conversation(wrapper, spec_path):
         ],
         client=[text("That's all, thanks.")],
     )
-    engine = LegacyConversationEngine(wrapper, spec_path, tool_backend=EmulatedShop())
+    engine = LegacyConversationEngine(wire_wrapper, spec_path, tool_backend=EmulatedShop())
     with mock_llm(llm):
         result = await engine.run_conversation_with_tools(scenario())
     conforms(result, basic_mode=False)
@@ -250,7 +236,7 @@ async def test_agent_end_call_ends_the_conversation(wrapper, spec_path):
     assert last["tool_results"] == [{"status": "call_ended", "reason": "customer is done"}]
 
 
-async def test_malformed_tool_arguments_are_reported_to_the_model(wrapper, spec_path):
+async def test_malformed_tool_arguments_are_reported_to_the_model(wire_wrapper, spec_path):
     llm = ScriptedLLM(
         agent=[
             text("Hello!"),
@@ -259,7 +245,7 @@ async def test_malformed_tool_arguments_are_reported_to_the_model(wrapper, spec_
         ],
         client=[text("2 packs of butter."), call("end_call", {"reason": "done"})],
     )
-    engine = LegacyConversationEngine(wrapper, spec_path, tool_backend=EmulatedShop())
+    engine = LegacyConversationEngine(wire_wrapper, spec_path, tool_backend=EmulatedShop())
     with mock_llm(llm):
         result = await engine.run_conversation_with_tools(scenario())
     conforms(result, basic_mode=False)
@@ -284,7 +270,7 @@ class RaisingBackend:
         raise ConnectionError("tool API unreachable")
 
 
-async def test_a_raising_backend_becomes_a_tool_error_result(wrapper, spec_path):
+async def test_a_raising_backend_becomes_a_tool_error_result(wire_wrapper, spec_path):
     llm = ScriptedLLM(
         agent=[
             text("Hello!"),
@@ -293,7 +279,7 @@ async def test_a_raising_backend_becomes_a_tool_error_result(wrapper, spec_path)
         ],
         client=[text("Do you have butter?"), call("end_call", {"reason": "done"})],
     )
-    engine = LegacyConversationEngine(wrapper, spec_path, tool_backend=RaisingBackend())
+    engine = LegacyConversationEngine(wire_wrapper, spec_path, tool_backend=RaisingBackend())
     with mock_llm(llm):
         result = await engine.run_conversation_with_tools(scenario())
     conforms(result, basic_mode=False)
@@ -302,7 +288,7 @@ async def test_a_raising_backend_becomes_a_tool_error_result(wrapper, spec_path)
     assert error_result["error"].startswith("Tool execution failed: ConnectionError")
 
 
-async def test_handoff_to_an_unknown_agent_is_an_error_result(wrapper, spec_path):
+async def test_handoff_to_an_unknown_agent_is_an_error_result(wire_wrapper, spec_path):
     llm = ScriptedLLM(
         agent=[
             text("Hello!"),
@@ -311,7 +297,7 @@ async def test_handoff_to_an_unknown_agent_is_an_error_result(wrapper, spec_path
         ],
         client=[text("I need an invoice."), call("end_call", {"reason": "done"})],
     )
-    engine = LegacyConversationEngine(wrapper, spec_path, tool_backend=EmulatedShop())
+    engine = LegacyConversationEngine(wire_wrapper, spec_path, tool_backend=EmulatedShop())
     with mock_llm(llm):
         result = await engine.run_conversation_with_tools(scenario())
     conforms(result, basic_mode=False)
@@ -323,7 +309,7 @@ async def test_handoff_to_an_unknown_agent_is_an_error_result(wrapper, spec_path
     assert llm.by_role("agent")[2]["messages"][0]["content"] == "You sell food to Ann."
 
 
-async def test_tool_loop_bound_records_the_turn_and_goes_on(wrapper, spec_path):
+async def test_tool_loop_bound_records_the_turn_and_goes_on(wire_wrapper, spec_path):
     looping = [call("get_cart", {"execution_message": "Checking."}) for _ in range(3)]
     llm = ScriptedLLM(
         agent=[text("Hello!"), *looping, text("Your cart is empty.")],
@@ -331,7 +317,7 @@ async def test_tool_loop_bound_records_the_turn_and_goes_on(wrapper, spec_path):
     )
     settings = Settings(MAX_INTERNAL_MESSAGES=3)
     engine = LegacyConversationEngine(
-        wrapper, spec_path, tool_backend=EmulatedShop(), settings=settings
+        wire_wrapper, spec_path, tool_backend=EmulatedShop(), settings=settings
     )
     with mock_llm(llm):
         result = await engine.run_conversation_with_tools(scenario())
@@ -345,12 +331,12 @@ async def test_tool_loop_bound_records_the_turn_and_goes_on(wrapper, spec_path):
     )
 
 
-async def test_geographic_block_is_failed_api_blocked(wrapper, spec_path):
+async def test_geographic_block_is_failed_api_blocked(wire_wrapper, spec_path):
     blocked = error(
         403, "Country, region, or territory not supported", "unsupported_country_region_territory"
     )
     llm = ScriptedLLM(agent=[text("Hello!")], client=[blocked])
-    engine = LegacyConversationEngine(wrapper, spec_path, tool_backend=EmulatedShop())
+    engine = LegacyConversationEngine(wire_wrapper, spec_path, tool_backend=EmulatedShop())
     with mock_llm(llm):
         result = await engine.run_conversation_with_tools(scenario())
     conforms(result)
@@ -361,12 +347,12 @@ async def test_geographic_block_is_failed_api_blocked(wrapper, spec_path):
     assert shape(result) == [(1, "agent_agent", "Hello!", [])]
 
 
-async def test_server_error_fails_with_partial_history(wrapper, spec_path):
+async def test_server_error_fails_with_partial_history(wire_wrapper, spec_path):
     llm = ScriptedLLM(
         agent=[text("Hello!"), error(500, "boom")],
         client=[text("2 packs of butter.")],
     )
-    engine = LegacyConversationEngine(wrapper, spec_path, tool_backend=EmulatedShop())
+    engine = LegacyConversationEngine(wire_wrapper, spec_path, tool_backend=EmulatedShop())
     with mock_llm(llm):
         result = await engine.run_conversation_with_tools(scenario())
     conforms(result)
@@ -380,7 +366,7 @@ async def test_server_error_fails_with_partial_history(wrapper, spec_path):
     assert result["session_id"] == result["error_context"]["session_id"]
 
 
-async def test_timeout_is_a_hard_bound_during_a_slow_call(wrapper, spec_path):
+async def test_timeout_is_a_hard_bound_during_a_slow_call(wire_wrapper, spec_path):
     llm = ScriptedLLM(agent=[text("Hello!")], client=[text("too late")])
 
     async def slow_client(request: httpx.Request) -> httpx.Response:
@@ -389,7 +375,7 @@ async def test_timeout_is_a_hard_bound_during_a_slow_call(wrapper, spec_path):
             await asyncio.sleep(30)
         return await llm(request)
 
-    engine = LegacyConversationEngine(wrapper, spec_path, tool_backend=EmulatedShop())
+    engine = LegacyConversationEngine(wire_wrapper, spec_path, tool_backend=EmulatedShop())
     started = time.monotonic()
     with respx.mock(assert_all_called=False) as router:
         router.post(f"{BASE_URL}/chat/completions").mock(side_effect=slow_client)
@@ -403,11 +389,11 @@ async def test_timeout_is_a_hard_bound_during_a_slow_call(wrapper, spec_path):
     assert shape(result) == [(1, "agent_agent", "Hello!", [])]
 
 
-# -------------------------------------------------------------- simulated-LLM conversations
+# ---------------------------------------------------------------------- simulated-LLM conversations
 
 
-async def test_basic_mode_has_no_tools(simulated):
-    engine = LegacyConversationEngine(simulated, "multiagent_prompts")
+async def test_basic_mode_has_no_tools(simulated_wrapper):
+    engine = LegacyConversationEngine(simulated_wrapper, "multiagent_prompts")
     result = await engine.run_conversation(
         shop_scenario("basic", ["2 boxes of chicken fillet"], seed=3)
     )
@@ -423,12 +409,12 @@ async def test_basic_mode_has_no_tools(simulated):
     assert result["conversation_history"][-1]["content"].startswith("[ЗАВЕРШИЛ ЗВОНОК:")
 
 
-async def test_basic_mode_offers_the_agent_no_tools(wrapper, spec_path):
+async def test_basic_mode_offers_the_agent_no_tools(wire_wrapper, spec_path):
     llm = ScriptedLLM(
         agent=[text("Hello!"), text("Noted.")],
         client=[text("Butter, please."), call("end_call", {"reason": "bye"})],
     )
-    engine = LegacyConversationEngine(wrapper, spec_path)
+    engine = LegacyConversationEngine(wire_wrapper, spec_path)
     with mock_llm(llm):
         result = await engine.run_conversation(scenario())
     conforms(result, basic_mode=True)
@@ -441,8 +427,10 @@ async def test_basic_mode_offers_the_agent_no_tools(wrapper, spec_path):
     }
 
 
-async def test_client_opens_with_its_greeting(simulated):
-    engine = LegacyConversationEngine(simulated, "multiagent_prompts", tool_backend=EmulatedShop())
+async def test_client_opens_with_its_greeting(simulated_wrapper):
+    engine = LegacyConversationEngine(
+        simulated_wrapper, "multiagent_prompts", tool_backend=EmulatedShop()
+    )
     greeting = "Hello, this is Ellie from the Corner Cafe."
     result = await engine.run_conversation_with_tools(
         shop_scenario("greeting", ["2 trays of eggs"], seed=4, client_greeting=greeting)
@@ -459,8 +447,10 @@ async def test_client_opens_with_its_greeting(simulated):
 
 
 @pytest.mark.parametrize("max_turns", [1, 2])
-async def test_max_turns_counts_exchanges(simulated, max_turns):
-    engine = LegacyConversationEngine(simulated, "multiagent_prompts", tool_backend=EmulatedShop())
+async def test_max_turns_counts_exchanges(simulated_wrapper, max_turns):
+    engine = LegacyConversationEngine(
+        simulated_wrapper, "multiagent_prompts", tool_backend=EmulatedShop()
+    )
     goals = ["2 boxes of beef mince", "3 packs of smoked bacon", "4 packs of milk"]
     result = await engine.run_conversation_with_tools(
         shop_scenario("long", goals, seed=5), max_turns=max_turns
@@ -484,8 +474,10 @@ async def test_geo_block_from_the_simulated_endpoint():
 
 async def test_concurrent_conversations_keep_separate_carts():
     shop = EmulatedShop()
-    async with OpenAIWrapper.simulated() as simulated:
-        engine = LegacyConversationEngine(simulated, "multiagent_prompts", tool_backend=shop)
+    async with OpenAIWrapper.simulated() as simulated_wrapper:
+        engine = LegacyConversationEngine(
+            simulated_wrapper, "multiagent_prompts", tool_backend=shop
+        )
         chicken, butter = await asyncio.gather(
             engine.run_conversation_with_tools(
                 shop_scenario("chicken", ["2 boxes of chicken fillet"], seed=8)
@@ -505,8 +497,10 @@ async def test_concurrent_conversations_keep_separate_carts():
     assert chicken["usage"]["calls"] > 0 and butter["usage"]["calls"] > 0
 
 
-async def test_same_seed_gives_the_same_conversation(simulated):
-    engine = LegacyConversationEngine(simulated, "multiagent_prompts", tool_backend=EmulatedShop())
+async def test_same_seed_gives_the_same_conversation(simulated_wrapper):
+    engine = LegacyConversationEngine(
+        simulated_wrapper, "multiagent_prompts", tool_backend=EmulatedShop()
+    )
     runs = [
         await engine.run_conversation_with_tools(
             shop_scenario("seeded", ["2 packs of butter"], seed=10, DELIVERY_CHANGE="2024-01-19")
@@ -524,8 +518,8 @@ async def test_same_seed_gives_the_same_conversation(simulated):
     assert runs[0]["seed"] == 10
 
 
-async def test_missing_template_variable_fails_without_raising(simulated):
-    engine = LegacyConversationEngine(simulated, "multiagent_prompts")
+async def test_missing_template_variable_fails_without_raising(simulated_wrapper):
+    engine = LegacyConversationEngine(simulated_wrapper, "multiagent_prompts")
     result = await engine.run_conversation_with_tools({"name": "empty", "variables": {}})
     conforms(result)
     assert result["status"] == "failed"
@@ -540,8 +534,10 @@ class SlowClientData:
         raise TimeoutError("client data lookup timed out")
 
 
-async def test_a_timeout_error_not_caused_by_the_deadline_is_a_failure(simulated):
-    engine = LegacyConversationEngine(simulated, "multiagent_prompts", client_data=SlowClientData())
+async def test_a_timeout_error_not_caused_by_the_deadline_is_a_failure(simulated_wrapper):
+    engine = LegacyConversationEngine(
+        simulated_wrapper, "multiagent_prompts", client_data=SlowClientData()
+    )
     result = await engine.run_conversation_with_tools(
         shop_scenario("lookup", ["butter"], 11, client_id="C-1")
     )

@@ -14,7 +14,7 @@ from conversation_engine.core.contract import contract_violations
 from conversation_engine.engines.autogen.engine import AutogenConversationEngine
 from conversation_engine.llm.endpoint import OpenAIWrapper
 from conversation_engine.tools.shop import EmulatedShop
-from tests.scripted_llm import BASE_URL, MODEL, ScriptedLLM, call, error, text
+from tests.scripted_llm import BASE_URL, ScriptedLLM, call, error, text
 
 SPEC = {
     "name": "Test shop",
@@ -49,13 +49,6 @@ def spec_path(tmp_path: Path) -> str:
     return str(path)
 
 
-@pytest.fixture
-async def wrapper():
-    w = OpenAIWrapper(api_key="test-key", model=MODEL, base_url=BASE_URL, max_retries=0)
-    yield w
-    await w.aclose()
-
-
 def scenario(name: str = "buy chicken", **variables: object) -> dict:
     return {"name": name, "variables": {"CLIENT_NAME": "Ann", "SEED": 7, **variables}}
 
@@ -65,7 +58,7 @@ def speakers(result: dict) -> list[tuple[int, str]]:
 
 
 async def test_multi_agent_conversation_with_tools_handoffs_and_end_call(
-    spec_path: str, wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    spec_path: str, wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     shop = EmulatedShop()
     llm = ScriptedLLM(
@@ -103,7 +96,7 @@ async def test_multi_agent_conversation_with_tools_handoffs_and_end_call(
         ],
     )
     respx_mock.post(f"{BASE_URL}/chat/completions").mock(side_effect=llm)
-    engine = AutogenConversationEngine(wrapper, spec_path, tool_backend=shop)
+    engine = AutogenConversationEngine(wire_wrapper, spec_path, tool_backend=shop)
     result = await engine.run_conversation_with_tools(scenario())
 
     assert contract_violations(result, basic_mode=False) == []
@@ -154,7 +147,7 @@ async def test_multi_agent_conversation_with_tools_handoffs_and_end_call(
         and "Transferred" not in heard
         and "CB-" not in heard
     )
-    # The seed and the wrapper's temperature reach every request; parallel tool calls are off.
+    # The seed and the endpoint's temperature reach every request; parallel tool calls are off.
     assert {body["seed"] for body in llm.requests} == {7}
     assert all(body["parallel_tool_calls"] is False for body in llm.requests)
     assert result["usage"]["calls"] == len(llm.requests)
@@ -169,14 +162,14 @@ def _first_code(body: dict) -> str:
 
 
 async def test_basic_mode_has_no_tools_and_legacy_speakers(
-    spec_path: str, wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    spec_path: str, wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     llm = ScriptedLLM(
         agent=[text("Hello!"), text("We have chicken.")],
         client=[text("Chicken, please."), call("end_call", {"reason": "done"})],
     )
     respx_mock.post(f"{BASE_URL}/chat/completions").mock(side_effect=llm)
-    result = await AutogenConversationEngine(wrapper, spec_path).run_conversation(scenario())
+    result = await AutogenConversationEngine(wire_wrapper, spec_path).run_conversation(scenario())
     assert contract_violations(result, basic_mode=True) == []
     assert result["tools_used"] is False
     assert speakers(result) == [(1, "agent"), (1, "client"), (2, "agent"), (2, "client")]
@@ -190,13 +183,13 @@ async def test_basic_mode_has_no_tools_and_legacy_speakers(
 
 
 async def test_client_opens_with_the_scenario_greeting(
-    spec_path: str, wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    spec_path: str, wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     llm = ScriptedLLM(
         agent=[text("Hi Ann, what would you like?")], client=[call("end_call", {"reason": "bye"})]
     )
     respx_mock.post(f"{BASE_URL}/chat/completions").mock(side_effect=llm)
-    result = await AutogenConversationEngine(wrapper, spec_path).run_conversation_with_tools(
+    result = await AutogenConversationEngine(wire_wrapper, spec_path).run_conversation_with_tools(
         scenario(GREETING="Good afternoon!")
     )
     assert contract_violations(result) == []
@@ -214,13 +207,13 @@ async def test_client_opens_with_the_scenario_greeting(
 
 
 async def test_max_turns_counts_exchanges(
-    spec_path: str, wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    spec_path: str, wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     llm = ScriptedLLM(
         agent=[text(f"Agent {i}") for i in range(5)], client=[text(f"Client {i}") for i in range(5)]
     )
     respx_mock.post(f"{BASE_URL}/chat/completions").mock(side_effect=llm)
-    result = await AutogenConversationEngine(wrapper, spec_path).run_conversation_with_tools(
+    result = await AutogenConversationEngine(wire_wrapper, spec_path).run_conversation_with_tools(
         scenario(), max_turns=2
     )
     assert contract_violations(result) == []
@@ -236,7 +229,7 @@ async def test_max_turns_counts_exchanges(
 
 
 async def test_timeout_is_a_hard_bound_inside_a_slow_model_call(
-    spec_path: str, wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    spec_path: str, wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     llm = ScriptedLLM(agent=[text("Hello!"), text("Too late")], client=[text("Hi")])
 
@@ -247,7 +240,7 @@ async def test_timeout_is_a_hard_bound_inside_a_slow_model_call(
 
     respx_mock.post(f"{BASE_URL}/chat/completions").mock(side_effect=side_effect)
     started = time.monotonic()
-    result = await AutogenConversationEngine(wrapper, spec_path).run_conversation_with_tools(
+    result = await AutogenConversationEngine(wire_wrapper, spec_path).run_conversation_with_tools(
         scenario(), timeout_sec=1
     )
     elapsed = time.monotonic() - started
@@ -263,7 +256,7 @@ async def test_timeout_is_a_hard_bound_inside_a_slow_model_call(
 
 
 async def test_geographic_block(
-    spec_path: str, wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    spec_path: str, wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     llm = ScriptedLLM(
         agent=[
@@ -277,7 +270,7 @@ async def test_geographic_block(
         client=[text("Hi")],
     )
     respx_mock.post(f"{BASE_URL}/chat/completions").mock(side_effect=llm)
-    result = await AutogenConversationEngine(wrapper, spec_path).run_conversation_with_tools(
+    result = await AutogenConversationEngine(wire_wrapper, spec_path).run_conversation_with_tools(
         scenario()
     )
     assert contract_violations(result) == []
@@ -288,13 +281,13 @@ async def test_geographic_block(
 
 
 async def test_server_error_outlasting_retries_fails_and_keeps_history(
-    spec_path: str, wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    spec_path: str, wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     llm = ScriptedLLM(
         agent=[text("Hello!"), error(500, "boom"), error(500, "boom")], client=[text("Hi")]
     )
     respx_mock.post(f"{BASE_URL}/chat/completions").mock(side_effect=llm)
-    engine = AutogenConversationEngine(wrapper, spec_path)
+    engine = AutogenConversationEngine(wire_wrapper, spec_path)
     result = await engine.run_conversation_with_tools(scenario())
     assert contract_violations(result) == []
     assert result["status"] == "failed" and result["error_type"] == "InternalServerError"
@@ -315,14 +308,14 @@ async def test_server_error_outlasting_retries_fails_and_keeps_history(
 
 
 async def test_transient_error_is_retried_from_the_checkpoint(
-    spec_path: str, wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    spec_path: str, wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     llm = ScriptedLLM(
         agent=[text("Hello!"), error(500, "blip"), text("Here you are.")],
         client=[text("Hi"), call("end_call", {"reason": "ok"})],
     )
     respx_mock.post(f"{BASE_URL}/chat/completions").mock(side_effect=llm)
-    result = await AutogenConversationEngine(wrapper, spec_path).run_conversation_with_tools(
+    result = await AutogenConversationEngine(wire_wrapper, spec_path).run_conversation_with_tools(
         scenario()
     )
     assert result["status"] == "completed"
@@ -337,14 +330,14 @@ async def test_transient_error_is_retried_from_the_checkpoint(
 
 
 async def test_malformed_tool_arguments_are_recorded_and_the_call_goes_on(
-    spec_path: str, wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    spec_path: str, wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     llm = ScriptedLLM(
         agent=[call("add_to_cart", '{"items": [oops'), text("Sorry, let me try that again.")],
         client=[call("end_call", {"reason": "bye"})],
     )
     respx_mock.post(f"{BASE_URL}/chat/completions").mock(side_effect=llm)
-    result = await AutogenConversationEngine(wrapper, spec_path).run_conversation_with_tools(
+    result = await AutogenConversationEngine(wire_wrapper, spec_path).run_conversation_with_tools(
         scenario()
     )
     assert result["status"] == "completed" and contract_violations(result) == []
@@ -360,7 +353,7 @@ class ExplodingShop(EmulatedShop):
 
 
 async def test_tool_backend_raising_becomes_a_tool_error(
-    spec_path: str, wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    spec_path: str, wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     llm = ScriptedLLM(
         agent=[
@@ -371,7 +364,7 @@ async def test_tool_backend_raising_becomes_a_tool_error(
     )
     respx_mock.post(f"{BASE_URL}/chat/completions").mock(side_effect=llm)
     result = await AutogenConversationEngine(
-        wrapper, spec_path, tool_backend=ExplodingShop()
+        wire_wrapper, spec_path, tool_backend=ExplodingShop()
     ).run_conversation_with_tools(scenario())
     assert result["status"] == "completed"
     assert result["conversation_history"][0]["tool_results"] == [
@@ -380,14 +373,14 @@ async def test_tool_backend_raising_becomes_a_tool_error(
 
 
 async def test_handoff_to_unknown_agent(
-    spec_path: str, wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+    spec_path: str, wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
 ) -> None:
     llm = ScriptedLLM(
         agent=[call("handoff_nobody"), text("Let me help you myself.")],
         client=[call("end_call", {"reason": "bye"})],
     )
     respx_mock.post(f"{BASE_URL}/chat/completions").mock(side_effect=llm)
-    result = await AutogenConversationEngine(wrapper, spec_path).run_conversation_with_tools(
+    result = await AutogenConversationEngine(wire_wrapper, spec_path).run_conversation_with_tools(
         scenario()
     )
     assert result["status"] == "completed" and contract_violations(result) == []
@@ -398,13 +391,13 @@ async def test_handoff_to_unknown_agent(
 
 
 async def test_missing_template_variable_fails_with_a_clear_error(
-    tmp_path: Path, wrapper: OpenAIWrapper
+    tmp_path: Path, wire_wrapper: OpenAIWrapper
 ) -> None:
     spec = json.loads(json.dumps(SPEC))
     spec["agents"]["client"]["prompt"] = "You want {{ ORDER_GOAL }}."
     path = tmp_path / "needs_goal.json"
     path.write_text(json.dumps(spec), encoding="utf-8")
-    result = await AutogenConversationEngine(wrapper, str(path)).run_conversation_with_tools(
+    result = await AutogenConversationEngine(wire_wrapper, str(path)).run_conversation_with_tools(
         scenario()
     )
     assert result["status"] == "failed"
@@ -414,8 +407,8 @@ async def test_missing_template_variable_fails_with_a_clear_error(
     assert contract_violations(result) == []
 
 
-async def test_bad_scenario_is_a_failed_result(spec_path: str, wrapper: OpenAIWrapper) -> None:
-    result = await AutogenConversationEngine(wrapper, spec_path).run_conversation_with_tools(
+async def test_bad_scenario_is_a_failed_result(spec_path: str, wire_wrapper: OpenAIWrapper) -> None:
+    result = await AutogenConversationEngine(wire_wrapper, spec_path).run_conversation_with_tools(
         {"variables": {}}
     )
     assert result["status"] == "failed" and result["error_type"] == "ScenarioError"
