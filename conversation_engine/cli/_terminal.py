@@ -1,0 +1,178 @@
+"""What the commands share: the consoles, safe text, user errors, exit codes and options.
+
+Text from outside (results, spec files, paths, error messages) goes through `_t` (or
+`print_error`): printed as written, never as console markup, with escape sequences and
+control characters removed (`safe_text`). Heavy imports (settings, the endpoint, rich's
+progress bar) happen inside the functions that need them, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from conversation_engine.core._safe_text import terminal_safe
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from conversation_engine.llm.endpoint import OpenAIWrapper
+
+# No emoji codes: ":smile:" in a model's reply or a file name is text, not a picture.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
+
+DEFAULT_SCENARIOS = "shop_scenarios.json"
+SIMULATED_BANNER = (
+    "No OPENAI_API_KEY or OPENAI_BASE_URL is set: using the offline simulated LLM, a deterministic "
+    "test double that plays client, agents and evaluator by rule, not a language model."
+)
+
+#: Exit code of a command whose results could not be written (a full disk, an I/O error).
+WRITE_FAILED_EXIT_CODE = 1
+#: Exit code of a user error (a bad option, file or spec): one sentence, no traceback.
+USER_ERROR_EXIT_CODE = 2
+#: Exit code of a batch or comparison stopped by Ctrl-C (SIGINT).
+INTERRUPTED_EXIT_CODE = 130
+
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+# Options several commands share, declared once so their names and help stay the same.
+ScenariosArgument = Annotated[
+    Path | None,
+    typer.Argument(
+        help="Scenario file (JSON array or JSONL). Default: the shipped shop scenarios."
+    ),
+]
+BasicOption = Annotated[
+    bool, typer.Option("--basic", help="Basic mode: entry agent only, no tools.")
+]
+MaxTurnsOption = Annotated[
+    int | None, typer.Option(help="Exchanges per conversation (default MAX_TURNS).")
+]
+TimeoutOption = Annotated[
+    float | None, typer.Option(help="Seconds per conversation (default TIMEOUT_SEC).")
+]
+ConcurrencyOption = Annotated[
+    int | None, typer.Option(min=1, help="Conversations at once (default CONCURRENCY).")
+]
+
+
+def _t(value: Any) -> str:
+    """Outside text for a markup string: shown as written, never as markup or escape codes."""
+    return escape(terminal_safe(value))
+
+
+def print_error(message: Any) -> None:
+    """`Error: <message>` on stderr, on one line whatever the terminal width."""
+    # The message as written: a path or a field like "item [0]" must not be wrapped or read as
+    # console markup, and what it quotes (a model's error, a file name) must not reach the
+    # terminal as escape codes.
+    err_console.print(f"[bold red]Error:[/] {_t(message)}", soft_wrap=True)
+
+
+class _TerminalSafeLogHandler(logging.Handler):
+    """What `logging.lastResort` does (WARNING and up to stderr, message only), but with
+    escape sequences and control characters from logged outside text removed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(terminal_safe(self.format(record)) + "\n")
+        except Exception:  # pragma: no cover - as logging does
+            self.handleError(record)
+
+
+def terminal_safe_logging() -> None:
+    """Unless logging is configured, log warnings to stderr terminal-safe."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(_TerminalSafeLogHandler())
+
+
+@contextmanager
+def user_errors(debug: bool) -> Iterator[None]:
+    """Turn user errors into one sentence and exit code 2."""
+    from conversation_engine.core.errors import UserInputError
+
+    terminal_safe_logging()
+    try:
+        yield
+    except UserInputError as error:
+        if debug:
+            raise
+        print_error(error)
+        raise typer.Exit(USER_ERROR_EXIT_CODE) from None
+
+
+def quiet_cancellations(debug: bool = False) -> None:
+    """AutoGen's runtime errors: one line per failed conversation unless `debug` (logs.py)."""
+    from conversation_engine.cli.logs import route_autogen_runtime_logs
+
+    route_autogen_runtime_logs(debug=debug)
+
+
+def default_scenarios_path() -> Path:
+    """The shipped shop scenarios, the default SCENARIOS argument."""
+    from conversation_engine.core.settings import get_settings
+
+    return get_settings().FIXTURES_DIR / "scenarios" / DEFAULT_SCENARIOS
+
+
+def make_wrapper(quiet: bool = False) -> OpenAIWrapper:
+    """The configured endpoint, or the simulated LLM with a banner saying so."""
+    from conversation_engine.core.settings import get_settings
+    from conversation_engine.llm.endpoint import OpenAIWrapper
+
+    settings = get_settings()
+    if not settings.uses_real_endpoint and not quiet:
+        err_console.print(f"[yellow]{SIMULATED_BANNER}[/]")
+    return OpenAIWrapper.from_settings(settings)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write a results file: atomically for a regular file (a reader never sees half of it, a
+    failure leaves no partial file), in place for `/dev/null` or a pipe; any text is kept
+    (`safe_text.json_dumps`)."""
+    from conversation_engine.core._output import write_output_file
+    from conversation_engine.core._safe_text import json_dumps
+
+    write_output_file(path, json_dumps(data, indent=2))
+
+
+def progress_bar() -> Progress:
+    """A progress bar on `console`: done of total, failed, active, elapsed time and ETA.
+
+    Each task needs the fields `failed` and `active`.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[red]{task.fields[failed]} failed"),
+        TextColumn("[cyan]{task.fields[active]} active"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
