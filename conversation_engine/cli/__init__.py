@@ -16,7 +16,6 @@ text, never as console markup, with escape sequences and control characters remo
 from __future__ import annotations
 
 from conversation_engine.cli._apps import app, simulated_app, specs_app
-from conversation_engine.cli._terminal import _t
 
 # Importing a command module registers its commands; the order here is the order of `--help`.
 # isort: off
@@ -31,7 +30,7 @@ from conversation_engine.cli import simulated  # noqa: F401
 app.add_typer(specs_app, name="specs")
 app.add_typer(simulated_app, name="simulated-llm")
 
-__all__ = ["_t", "app", "main"]
+__all__ = ["app", "main"]
 
 
 def main() -> None:  # pragma: no cover - console entry

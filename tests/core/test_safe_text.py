@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from conversation_engine.cli import _t
+from conversation_engine.cli._terminal import _t
 from conversation_engine.core._safe_text import (
     REPLACEMENT,
     json_dumps,
