@@ -10,6 +10,7 @@ current agent.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -25,12 +26,10 @@ from conversation_engine.core.contract import (
     safe_parse_tool_result,
 )
 from conversation_engine.core.outcome import ConversationOutcome, now_iso
-from conversation_engine.core.settings import Settings
 from conversation_engine.engines.base import ContractEngine
 from conversation_engine.engines.bot import BotTurn
 from conversation_engine.inputs.specs import PromptSpec
 from conversation_engine.llm.endpoint import reply_text, reply_tool_calls
-from conversation_engine.tools.base import ToolBackend
 from conversation_engine.tools.catalogue import (
     handoff_not_executed,
     handoff_result,
@@ -95,27 +94,13 @@ class LegacyConversationEngine(ContractEngine):
       difference of what the customer heard.
     """
 
-    def __init__(
-        self,
-        openai_wrapper: Any,
-        prompt_spec_name: str = "default_prompts",
-        *,
-        tool_backend: ToolBackend | None = None,
-        client_data: Any = None,
-        settings: Settings | None = None,
-    ) -> None:
-        super().__init__(
-            openai_wrapper,
-            prompt_spec_name,
-            tool_backend=tool_backend,
-            client_data=client_data,
-            settings=settings,
-        )
-        catalogue = self.catalogue
-        # Schemas depend on the spec's tools and handoffs only, never on the variables.
+    @functools.cached_property
+    def tool_schemas(self) -> dict[str, list[dict[str, Any]]]:
+        """Each service agent's tool and handoff schemas, the same for every conversation
+        (they depend on the spec's tools and handoffs only, never on the variables)."""
         spec = self.prompt_specification
-        self.tool_schemas: dict[str, list[dict[str, Any]]] = {
-            agent_id: spec.get_tool_schemas(agent_id, catalogue)
+        return {
+            agent_id: spec.get_tool_schemas(agent_id, self.catalogue)
             for agent_id in spec.service_agent_ids
         }
 
