@@ -16,7 +16,7 @@ import httpx
 BASE_URL = "http://llm.test/v1"
 MODEL = "test-model"
 
-Reply = dict[str, Any] | Callable[[dict[str, Any]], Any]
+Reply = dict[str, Any] | httpx.Response | Callable[[dict[str, Any]], Any]
 
 
 def text(content: str) -> dict[str, Any]:
