@@ -52,6 +52,7 @@ from conversation_engine.batch.rows import (
     exception_result,
     trial_scenario,
 )
+from conversation_engine.batch.schedule import HeldSlot, Lane
 from conversation_engine.batch.storage import (
     BatchNotFoundError,
     ResultsLog,
@@ -269,16 +270,25 @@ class BatchProcessor:
         progress_callback: ProgressCallback | None = None,
         *,
         on_progress: ProgressListener | None = None,
+        lane: Lane | None = None,
     ) -> dict[str, Any]:
         """Run a pending batch; `{batch_id, status, total_scenarios, successful_scenarios,
-        failed_scenarios, duration_seconds, results}` (plus `output_dir`)."""
-        job = self._job(batch_id)
-        if job.status is not BatchStatus.PENDING:
-            raise UserInputError(
-                f"Batch {batch_id} is {job.status.value}; only a pending batch can be run. "
-                "Use resume_batch (CLI: --resume) to finish an interrupted one."
-            )
-        return await self._execute(job, progress_callback, on_progress, resume=False)
+        failed_scenarios, duration_seconds, results}` (plus `output_dir`).
+
+        With a `lane` of a `SharedSchedule` the runs start in the schedule's order, on its
+        slots, interleaved with the other batches of the schedule (an A/B comparison).
+        """
+        try:
+            job = self._job(batch_id)
+            if job.status is not BatchStatus.PENDING:
+                raise UserInputError(
+                    f"Batch {batch_id} is {job.status.value}; only a pending batch can be run. "
+                    "Use resume_batch (CLI: --resume) to finish an interrupted one."
+                )
+            return await self._execute(job, progress_callback, on_progress, lane, resume=False)
+        finally:
+            if lane is not None:
+                await lane.close()
 
     async def resume_batch(
         self,
@@ -286,25 +296,33 @@ class BatchProcessor:
         progress_callback: ProgressCallback | None = None,
         *,
         on_progress: ProgressListener | None = None,
+        lane: Lane | None = None,
     ) -> dict[str, Any]:
         """Run the scenario-trials of a batch that have no row in `results.ndjson` yet.
 
         Works after a crash, a kill, a cancel or a full disk, in this process or a new one:
         the job is read back from `batch.json` and `scenarios.json`, the rows from
         `results.ndjson` (an incomplete last line does not count), all under the batch's lock.
-        A batch with nothing missing just gets its exports written again.
+        A batch with nothing missing just gets its exports written again. `lane`: as for
+        `run_batch`.
         """
-        if self._tasks.get(batch_id):
-            raise UserInputError(
-                f"Batch {batch_id} is running in this process; wait for it or cancel it first."
-            )
-        return await self._execute(self._job(batch_id), progress_callback, on_progress, resume=True)
+        try:
+            if self._tasks.get(batch_id):
+                raise UserInputError(
+                    f"Batch {batch_id} is running in this process; wait for it or cancel it first."
+                )
+            job = self._job(batch_id)
+            return await self._execute(job, progress_callback, on_progress, lane, resume=True)
+        finally:
+            if lane is not None:
+                await lane.close()
 
     async def _execute(
         self,
         job: BatchJob,
         progress_callback: ProgressCallback | None,
         on_progress: ProgressListener | None,
+        lane: Lane | None,
         *,
         resume: bool,
     ) -> dict[str, Any]:
@@ -341,7 +359,7 @@ class BatchProcessor:
             try:
                 with self.storage.open_results(batch_id) as log:
                     await self._save_async(job, force=True)
-                    await self._run_pairs(job, engine, evaluator, pairs, log, run)
+                    await self._run_pairs(job, engine, evaluator, pairs, log, run, lane)
                 if batch_id not in self._storage_errors and batch_id not in self._cancelled:
                     job.current_stage = "finalizing"
                     await self._save_async(job, force=True)
@@ -380,8 +398,10 @@ class BatchProcessor:
         pairs: Sequence[RowKey],
         log: ResultsLog,
         run: _RunState,
+        lane: Lane | None = None,
     ) -> None:
-        """Run `pairs` through at most `concurrency` worker tasks (not one task per pair)."""
+        """Run `pairs` through at most `concurrency` worker tasks (not one task per pair), in
+        order on this processor's slots, or in the order and on the slots of `lane`."""
         batch_id = job.batch_id
         semaphore = self._semaphore()
         self._loops[batch_id] = asyncio.get_running_loop()
@@ -393,8 +413,21 @@ class BatchProcessor:
                     return
                 await self._guarded_run(job, engine, evaluator, index, trial, semaphore, log, run)
 
+        async def lane_worker(lane: Lane) -> None:
+            # `next` hands out a run with its slot taken; `_guarded_run` frees it, whatever
+            # happens (a cancelled batch returns at once).
+            while (key := await lane.next()) is not None:
+                await self._guarded_run(
+                    job, engine, evaluator, key.scenario_index, key.trial, HeldSlot(lane), log, run
+                )
+
+        if lane is not None:
+            await lane.register(pairs)
         workers = {
-            asyncio.create_task(worker(), name=f"batch-{batch_id[:8]}-worker-{number}")
+            asyncio.create_task(
+                worker() if lane is None else lane_worker(lane),
+                name=f"batch-{batch_id[:8]}-worker-{number}",
+            )
             for number in range(min(self.concurrency, len(pairs)))
         }
         self._tasks[batch_id] = workers
@@ -432,7 +465,7 @@ class BatchProcessor:
         evaluator: ConversationEvaluator | None,
         index: int,
         trial: int,
-        semaphore: asyncio.Semaphore,
+        semaphore: contextlib.AbstractAsyncContextManager[Any],
         log: ResultsLog,
         run: _RunState,
     ) -> None:

@@ -3,12 +3,15 @@
 Checks both engines, the spec and the scenarios first (`compare.harness.check_comparison`),
 then runs `compare.run_comparison` under one progress bar per engine, and prints the table
 of paired differences with the bootstrap intervals and where the reports were written.
-Ctrl-C stops it without a report (exit 130); results that cannot be written exit with 1.
+Both engines run in one interleaved schedule (see `compare.harness`). Ctrl-C stops it
+without a report (exit 130) and prints how to finish it: `--resume <folder>` runs only the
+missing conversations and writes the reports. Results that cannot be written exit with 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shlex
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,18 +48,35 @@ if TYPE_CHECKING:
 def compare(
     scenarios: ScenariosArgument = None,
     engine_a: Annotated[
-        str, typer.Option("--a", help="Engine A: 'autogen', 'legacy' or package.module:Class.")
-    ] = "legacy",
+        str | None,
+        typer.Option(
+            "--a", help="Engine A: 'autogen', 'legacy' (default) or package.module:Class."
+        ),
+    ] = None,
     engine_b: Annotated[
-        str, typer.Option("--b", help="Engine B: 'autogen', 'legacy' or package.module:Class.")
-    ] = "autogen",
-    spec: Annotated[str, typer.Option(help="Prompt spec name or path.")] = "multiagent_prompts",
+        str | None,
+        typer.Option(
+            "--b", help="Engine B: 'autogen' (default), 'legacy' or package.module:Class."
+        ),
+    ] = None,
+    spec: Annotated[
+        str | None, typer.Option(help="Prompt spec name or path (default multiagent_prompts).")
+    ] = None,
     repeat: Annotated[
-        int, typer.Option(min=1, help="Trials per scenario, seeded SEED+i; k of pass^k.")
-    ] = 1,
+        int | None,
+        typer.Option(min=1, help="Trials per scenario, seeded SEED+i; k of pass^k (default 1)."),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Output directory (default RESULTS_DIR/compare-<time>)."),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            metavar="FOLDER",
+            help="Finish an interrupted comparison: its folder, or its name under RESULTS_DIR.",
+        ),
     ] = None,
     pass_threshold: Annotated[
         float, typer.Option(help="Score that counts as a pass (for pass rate and pass^k).")
@@ -75,20 +95,49 @@ def compare(
     with user_errors(debug):
         from conversation_engine.batch import BatchProgress
         from conversation_engine.compare import BootstrapSettings, run_comparison
-        from conversation_engine.compare.harness import check_comparison
+        from conversation_engine.compare.harness import (
+            check_comparison,
+            check_resume_options,
+            load_comparison_job,
+            resume_comparison,
+        )
         from conversation_engine.core._output import check_output_dir
         from conversation_engine.core.errors import ResultsWriteError
         from conversation_engine.core.settings import get_settings
         from conversation_engine.inputs.scenario import load_scenarios
 
-        scenario_path = scenarios or default_scenarios_path()
-        loaded = load_scenarios(scenario_path)
-        # Fail on a bad engine, spec or variable before the progress bars appear.
-        check_comparison(
-            loaded, engine_a=engine_a, engine_b=engine_b, spec=spec, source=str(scenario_path)
-        )
+        results_dir = get_settings().RESULTS_DIR
+        if resume:
+            out_dir = Path(resume) if Path(resume).is_dir() else results_dir / resume
+            job = load_comparison_job(out_dir)
+            check_resume_options(
+                job,
+                scenarios=scenarios,
+                engine_a=engine_a,
+                engine_b=engine_b,
+                spec=spec,
+                repeat=repeat,
+                max_turns=max_turns,
+                timeout=timeout,
+                basic=basic,
+            )
+            names = (job.engine_a, job.engine_b)
+            total = job.scenario_count * job.repeat
+        else:
+            scenario_path = scenarios or default_scenarios_path()
+            loaded = load_scenarios(scenario_path)
+            names = (engine_a or "legacy", engine_b or "autogen")
+            # Fail on a bad engine, spec or variable before the progress bars appear.
+            check_comparison(
+                loaded,
+                engine_a=names[0],
+                engine_b=names[1],
+                spec=spec or "multiagent_prompts",
+                source=str(scenario_path),
+            )
+            total = len(loaded) * (repeat or 1)
+            out_dir = out or results_dir / f"compare-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
         quiet_cancellations(debug)
-        out_dir = out or get_settings().RESULTS_DIR / f"compare-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
         check_output_dir(out_dir)  # before anything runs, not after every conversation did
 
         async def main() -> ComparisonRun | None:
@@ -101,12 +150,9 @@ def compare(
                 with progress_bar() as progress:
                     tasks = {
                         side: progress.add_task(
-                            f"{side.upper()}: {_t(name)}",
-                            total=len(loaded) * repeat,
-                            failed=0,
-                            active=0,
+                            f"{side.upper()}: {_t(name)}", total=total, failed=0, active=0
                         )
-                        for side, name in (("a", engine_a), ("b", engine_b))
+                        for side, name in zip(("a", "b"), names, strict=True)
                     }
 
                     def on_progress(side: str, event: BatchProgress) -> None:
@@ -117,12 +163,16 @@ def compare(
                             active=event.active,
                         )
 
+                    if resume:
+                        return await resume_comparison(
+                            out_dir, openai_wrapper=wrapper, on_progress=on_progress
+                        )
                     return await run_comparison(
                         loaded,
-                        engine_a=engine_a,
-                        engine_b=engine_b,
-                        spec=spec,
-                        repeat=repeat,
+                        engine_a=names[0],
+                        engine_b=names[1],
+                        spec=spec or "multiagent_prompts",
+                        repeat=repeat or 1,
                         out_dir=out_dir,
                         pass_threshold=pass_threshold,
                         max_turns=max_turns,
@@ -146,9 +196,11 @@ def compare(
             print_error(error)
             raise typer.Exit(WRITE_FAILED_EXIT_CODE) from None
         if result is None:
+            command = f"conversation-engine compare --resume {shlex.quote(str(out_dir))}"
             err_console.print(
-                f"[yellow]Interrupted:[/] no report written; the finished conversations are in "
-                f"{_t(out_dir / 'batches')}."
+                f"[yellow]Interrupted:[/] no report written yet; the finished conversations are "
+                f"kept in {_t(out_dir / 'batches')}. Resume with: [bold]{_t(command)}[/]",
+                soft_wrap=True,
             )
             raise typer.Exit(INTERRUPTED_EXIT_CODE)
         _print_comparison(result)

@@ -158,3 +158,61 @@ def test_sigkill_then_resume_runs_every_scenario_exactly_once(
 
     rows = resume(model_url, batch_dir)
     assert rows[: len(before)] == before
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_a_stopped_compare_resumes_to_the_numbers_of_an_uninterrupted_one(
+    model_url: str, scenarios: Path, tmp_path: Path, stop: signal.Signals
+) -> None:
+    from tests.compare.test_harness import _numbers, _without_times
+
+    def compare_args(out: Path) -> list[str]:
+        return ["compare", str(scenarios), "--a", "legacy", "--b", "autogen", "--out", str(out),
+                "--concurrency", "2", "--resamples", "200"]  # fmt: skip
+
+    whole = tmp_path / "whole"
+    stdout, stderr = finish(cli(model_url, *compare_args(whole)))
+    assert (whole / "comparison.json").is_file(), stdout + stderr
+
+    cut = tmp_path / "cut"
+    process = cli(model_url, *compare_args(cut))
+    wait_for_rows(cut / "batches", 2, process)
+    process.send_signal(stop)
+    stdout, stderr = finish(process)
+    assert not (cut / "comparison.json").exists()
+    if stop is signal.SIGINT:
+        assert process.returncode == 130, stdout + stderr
+        assert "Traceback" not in stderr and f"--resume {cut}" in " ".join(stderr.split())
+
+    process = cli(model_url, "compare", "--resume", str(cut))
+    stdout, stderr = finish(process)
+    assert process.returncode == 0, stdout + stderr
+    for batch_dir in (cut / "batches").iterdir():  # each (scenario, trial, side) exactly once
+        keys = sorted(
+            (row["scenario_index"], row["trial"]) for row in assert_complete_lines(batch_dir)
+        )
+        assert keys == [(index, 0) for index in range(SCENARIO_COUNT)]
+    first, second = (json.loads((out / "comparison.json").read_text()) for out in (whole, cut))
+    for comparison in (first, second):
+        comparison["scenarios"] = _without_times(comparison["scenarios"])
+    assert _numbers(first) == _numbers(second)
+
+
+def test_resuming_a_compare_refuses_other_options(model_url: str, tmp_path: Path) -> None:
+    from conversation_engine.compare.analysis import BootstrapSettings
+    from conversation_engine.compare.harness import JOB_FILE as COMPARE_FILE
+    from conversation_engine.compare.harness import ComparisonJob
+
+    job = ComparisonJob(
+        engine_a="legacy", engine_b="autogen", spec="multiagent_prompts", scenario_count=2,
+        repeat=1, pass_threshold=3, concurrency=2, bootstrap=BootstrapSettings(),
+        batch_ids={"a": "x", "b": "y"},
+    )  # fmt: skip
+    (tmp_path / COMPARE_FILE).write_text(job.model_dump_json(), encoding="utf-8")
+    process = cli(model_url, "compare", "--resume", str(tmp_path), "--b", "legacy", "--repeat", "3")
+    stdout, stderr = finish(process)
+    assert process.returncode == 2, stdout + stderr
+    assert (
+        "--resume finishes the comparison with what it was started with; drop --b legacy (the "
+        "comparison has autogen), --repeat 3 (the comparison has 1)."
+    ) in " ".join(stderr.split())
