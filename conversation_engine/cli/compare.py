@@ -207,18 +207,32 @@ def compare(
 
 
 def _print_comparison(result: ComparisonRun) -> None:
-    """The paired differences table, each real difference, and where the reports are."""
+    """The simulated-LLM warning, the headline, each side's endpoint, the paired differences
+    table, each real difference, and where the reports are."""
     from rich.table import Table
 
-    from conversation_engine.compare.report import fmt, interval_text, signed
+    from conversation_engine.compare.wording import (
+        endpoint_text,
+        metric_delta,
+        metric_interval,
+        metric_label,
+        metric_value,
+        number,
+    )
 
     comparison = result.comparison
+    if comparison.banner:
+        console.print(f"[yellow]Warning: simulated LLM. {_t(comparison.banner)}[/]")
+    console.print(f"[bold]{_t(comparison.headline)}[/]")
+    for side, summary in (("A", comparison.a), ("B", comparison.b)):
+        console.print(f"{side}: {_t(summary.label)} on {_t(endpoint_text(summary))}")
+    confidence = comparison.bootstrap.confidence
     table = Table(
         "metric",
         f"A: {_t(comparison.a.label)}",
         f"B: {_t(comparison.b.label)}",
         "B − A",
-        "95% interval" if comparison.bootstrap.confidence == 0.95 else "interval",
+        f"{number(confidence * 100)}% interval",
         "real?",
         title="Paired differences (B − A)",
         title_justify="left",
@@ -226,18 +240,18 @@ def _print_comparison(result: ComparisonRun) -> None:
     for item in comparison.paired:
         real = item.difference.significant
         table.add_row(
-            _t(item.metric.label),
-            _t(fmt(item.value_a, 3)),
-            _t(fmt(item.value_b, 3)),
-            _t(signed(item.difference.estimate, 3)),
-            _t(interval_text(item, 3)),
+            _t(metric_label(item.metric)),
+            _t(metric_value(item.metric, item.value_a)),
+            _t(metric_value(item.metric, item.value_b)),
+            _t(metric_delta(item.metric, item.difference.estimate)),
+            _t(metric_interval(item)),
             "[bold yellow]yes[/]" if real else "no",
         )
     console.print(table)
     for item in comparison.significant():
         console.print(
             f"[bold yellow]Real difference[/] in {_t(item.metric.label.lower())}: "
-            f"{_t(item.verdict)}."
+            f"{_t(item.verdict)}, {_t(metric_delta(item.metric, item.difference.estimate, unit=True))}."
         )
     if comparison.scenario_count < comparison.bootstrap.min_scenarios:
         console.print(

@@ -15,6 +15,12 @@ pass^k per scenario is the chance that all k trials of the scenario pass (`stats
 Wall time is also compared by its p50 and p95 (the difference of the quantiles over the paired
 runs). The breakdowns compare the share of each status and each end reason, and the calls per
 conversation of each tool, the same way as the metrics.
+
+Each difference gets a clustered bootstrap interval (shown) and a scenario sign-flip permutation
+p-value (`stats`). Every difference of one comparison, metrics and breakdowns alike, is then
+decided together: flagged when its Holm-adjusted p-value is below α = 1 − confidence and at least
+`min_scenarios` scenarios were paired (`stats.decide`), so a comparison of an engine with
+itself flags anything at all at most α of the time.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import chain
-from typing import Any, Literal
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, computed_field
 
 from conversation_engine.batch.rows import (
     BatchRow,
@@ -36,17 +43,23 @@ from conversation_engine.batch.rows import (
     rows_by_key,
 )
 from conversation_engine.compare.stats import (
+    CORRECTION,
     DEFAULT_CONFIDENCE,
+    DEFAULT_PERMUTATIONS,
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
     MIN_SCENARIOS,
+    TEST,
     Distribution,
     Interval,
+    alpha_of,
+    decide,
     paired_bootstrap,
     paired_quantile_bootstrap,
     pass_hat_k,
     quantile,
 )
+from conversation_engine.compare.wording import banner_text, headline_text
 from conversation_engine.core.contract import HANDOFF_PREFIX
 
 Better = Literal["higher", "lower"] | None
@@ -177,14 +190,46 @@ class EngineUsage(BaseModel):
         )
 
 
+def _portable_path(value: str | None) -> str | None:
+    """A path a report may show: an absolute one (of the machine it ran on) becomes its file
+    name; a relative one (to the comparison folder, or as the user typed it) stays."""
+    if not value:
+        return value
+    if PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute():
+        return PureWindowsPath(value).name or value.strip("/\\") or None
+    if value.startswith("~"):
+        return PureWindowsPath(value).name or None
+    return value
+
+
+PortablePath = Annotated[str | None, AfterValidator(_portable_path)]
+"""A path as reports keep it: never absolute (`_portable_path`)."""
+
+
+class EndpointInfo(BaseModel):
+    """The model endpoint one side ran on: what a reader needs to judge its numbers."""
+
+    kind: str
+    """"simulated LLM (offline test double)" or "OpenAI-compatible endpoint"."""
+    host: str | None = None
+    """Only the host (and port) of the base URL: never its credentials, path or query."""
+    model: str | None = None
+    simulated: bool = False
+    """The offline simulated LLM: a rule-based test double that ignores prompts."""
+
+
 class EngineSummary(BaseModel):
     """What one engine did over all scenarios and trials."""
 
     label: str
     batch_id: str | None = None
-    batch_dir: str | None = None
+    batch_dir: PortablePath = None
+    """Relative to the comparison's folder (`batches/<id>`); never absolute."""
+    endpoint: EndpointInfo | None = None
+    """The model endpoint this side ran on; None when the caller did not say."""
     wall_seconds: float | None = None
-    """Wall-clock time of the whole batch."""
+    """Wall-clock time of the whole run. The harness runs both sides interleaved in one
+    schedule, so both sides have the same value: the schedule's."""
     runs: int
     status_counts: dict[str, int]
     end_reasons: dict[str, int]
@@ -200,6 +245,16 @@ class EngineSummary(BaseModel):
     contract_violations: int
     conversations_with_violations: int
     violation_examples: list[str]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def conversation_seconds(self) -> float | None:
+        """The conversations' time summed (their `duration_seconds`): this side's share of
+        the work, where `wall_seconds` is the one schedule both sides shared."""
+        duration = self.metrics.get("duration_seconds")
+        if duration is None or duration.mean is None:
+            return None
+        return round(duration.mean * duration.n, 3)
 
 
 class MetricComparison(BaseModel):
@@ -244,18 +299,45 @@ class ScenarioComparison(BaseModel):
 
 
 class BootstrapSettings(BaseModel):
+    """How the differences were estimated and decided (recorded in `comparison.json`)."""
+
     resamples: int = DEFAULT_RESAMPLES
+    """Bootstrap resamples of the displayed intervals."""
     confidence: float = DEFAULT_CONFIDENCE
+    """Of the displayed intervals; the flags are decided at α = 1 − confidence."""
     seed: int = DEFAULT_SEED
+    """Seeds the bootstrap and any drawn permutations: the same seed, the same report."""
     min_scenarios: int = MIN_SCENARIOS
+    """Below this many paired scenarios a difference is never flagged."""
+    permutations: int = DEFAULT_PERMUTATIONS
+    """Arrangements of the permutation test: exact when 2^scenarios is at most this."""
+    test: Literal["scenario sign-flip permutation"] = TEST
+    """Paired permutation test, swapping A and B of whole scenarios, two-sided."""
+    correction: Literal["holm"] = CORRECTION
+    """Holm's step-down correction over every difference of the comparison that can be
+    flagged (family-wise error rate)."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def alpha(self) -> float:
+        """A difference is flagged when its Holm-adjusted p-value is below this."""
+        return alpha_of(self.confidence)
+
+    def estimate_options(self) -> dict[str, Any]:
+        """The keyword arguments of `paired_bootstrap` and `paired_quantile_bootstrap`."""
+        return self.model_dump(
+            include={"resamples", "confidence", "seed", "min_scenarios", "permutations"}
+        )
 
 
 class Comparison(BaseModel):
     """The whole A/B comparison, as written to `comparison.json`."""
 
     generated_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
-    spec: str | None = None
-    scenarios_file: str | None = None
+    spec: PortablePath = None
+    """The spec's name, or its path (a file name when given as an absolute path)."""
+    scenarios_file: PortablePath = None
+    """As given when relative, else its file name: a report shows no absolute path."""
     use_tools: bool = True
     repeat: int
     pass_threshold: float
@@ -269,8 +351,29 @@ class Comparison(BaseModel):
     """Share of each status and end reason, calls per conversation of each tool."""
     scenarios: list[ScenarioComparison]
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def simulated(self) -> bool:
+        """Either side ran on the simulated LLM: quality metrics say nothing about prompts."""
+        sides = (self.a.endpoint, self.b.endpoint)
+        return any(endpoint is not None and endpoint.simulated for endpoint in sides)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def banner(self) -> str | None:
+        """The warning every report shows when `simulated`, else None (`wording.banner_text`)."""
+        return banner_text(self)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def headline(self) -> str:
+        """The comparison in one sentence, from the flagged differences only
+        (`wording.headline_text`)."""
+        return headline_text(self)
+
     def significant(self) -> list[MetricComparison]:
-        """The differences called real: their interval excludes zero (metrics, then breakdowns)."""
+        """The differences called real (metrics, then breakdowns): flagged after Holm's
+        correction over all of them, see `BootstrapSettings`."""
         return [item for item in chain(self.paired, self.breakdowns) if item.difference.significant]
 
 
@@ -311,6 +414,7 @@ def summarize_engine(
     batch_id: str | None = None,
     batch_dir: str | None = None,
     wall_seconds: float | None = None,
+    endpoint: EndpointInfo | None = None,
 ) -> EngineSummary:
     """The per-engine half of the comparison."""
     rows = as_rows(rows)
@@ -337,6 +441,7 @@ def summarize_engine(
         label=label,
         batch_id=batch_id,
         batch_dir=batch_dir,
+        endpoint=endpoint,
         wall_seconds=wall_seconds,
         runs=len(rows),
         status_counts=dict(Counter(str(row.status) for row in rows)),
@@ -387,7 +492,7 @@ def _pairs(
 def _mean_comparison(
     metric: Metric, pairs: list[Pair], bootstrap: BootstrapSettings, label_a: str, label_b: str
 ) -> MetricComparison:
-    interval = paired_bootstrap([(s, b - a) for s, a, b in pairs], **bootstrap.model_dump())
+    interval = paired_bootstrap([(s, b - a) for s, a, b in pairs], **bootstrap.estimate_options())
     return MetricComparison(
         metric=metric,
         value_a=_mean([a for _, a, _ in pairs]),
@@ -405,7 +510,7 @@ def _quantile_comparison(
     label_a: str,
     label_b: str,
 ) -> MetricComparison:
-    interval = paired_quantile_bootstrap(pairs, q, **bootstrap.model_dump())
+    interval = paired_quantile_bootstrap(pairs, q, **bootstrap.estimate_options())
     return MetricComparison(
         metric=metric,
         value_a=quantile([a for _, a, _ in pairs], q),
@@ -490,6 +595,12 @@ def compare_rows(
             pass_pairs.append((index, value_a, value_b))
     pass_metric = PASS_K_METRIC.model_copy(update={"label": f"pass^{k} per scenario"})
     paired.append(_mean_comparison(pass_metric, pass_pairs, bootstrap, *labels))
+    compared_breakdowns = [
+        _mean_comparison(metric, _pairs(values_a, values_b, metric.key), bootstrap, *labels)
+        for metric in breakdowns
+    ]
+    # One family: every difference the report can flag is corrected with every other.
+    family = _decide_family([*paired, *compared_breakdowns], bootstrap, *labels)
     scenarios = _scenario_table(by_a, by_b, summary_a, summary_b, pass_threshold, scenario_names)
     return Comparison(
         repeat=k,
@@ -498,14 +609,31 @@ def compare_rows(
         bootstrap=bootstrap,
         a=summary_a,
         b=summary_b,
-        paired=paired,
-        breakdowns=[
-            _mean_comparison(metric, _pairs(values_a, values_b, metric.key), bootstrap, *labels)
-            for metric in breakdowns
-        ],
+        paired=family[: len(paired)],
+        breakdowns=family[len(paired) :],
         scenarios=scenarios,
         **meta,
     )
+
+
+def _decide_family(
+    items: Sequence[MetricComparison], bootstrap: BootstrapSettings, label_a: str, label_b: str
+) -> list[MetricComparison]:
+    """Decide the differences together (Holm, `stats.decide`) and word their verdicts again."""
+    decided = decide(
+        [item.difference for item in items],
+        alpha=bootstrap.alpha,
+        min_scenarios=bootstrap.min_scenarios,
+    )
+    return [
+        item.model_copy(
+            update={
+                "difference": interval,
+                "verdict": _verdict(item.metric, interval, label_a, label_b),
+            }
+        )
+        for item, interval in zip(items, decided, strict=True)
+    ]
 
 
 def _scenario_table(

@@ -30,13 +30,17 @@ class Series:
 
 
 def _fmt(value: float) -> str:
+    """An axis or tooltip number: whole numbers as they are, others to 3 significant digits."""
     if value == int(value) and abs(value) < 1e6:
         return str(int(value))
     if abs(value) >= 100:
         return f"{value:.0f}"
-    if abs(value) >= 1:
-        return f"{value:.2f}".rstrip("0").rstrip(".")
     return f"{value:.3g}"
+
+
+def _unit(unit: str) -> str:
+    """A unit after a number: " s", not "s" glued to it."""
+    return f" {unit}" if unit else ""
 
 
 def _nice_max(value: float) -> float:
@@ -197,7 +201,7 @@ def box_plot(title: str, series: Sequence[Series], unit: str = "") -> str:
         )
         parts.append(
             f'<text x="{x:.1f}" y="{HEIGHT - MARGIN_BOTTOM + 14}" text-anchor="middle" '
-            f'class="chart-axis">{escape(_fmt(value))}{escape(unit)}</text>'
+            f'class="chart-axis">{escape(_fmt(value))}{escape(_unit(unit))}</text>'
         )
     for index, item in enumerate(series):
         color = COLORS[index % len(COLORS)]
@@ -214,7 +218,7 @@ def box_plot(title: str, series: Sequence[Series], unit: str = "") -> str:
         q = [quantile(item.values, p) or 0.0 for p in (0.0, 0.25, 0.5, 0.75, 1.0)]
         box_h = min(28.0, row_h * 0.5)
         summary = ", ".join(
-            f"{name} {_fmt(value)}{unit}"
+            f"{name} {_fmt(value)}{_unit(unit)}"
             for name, value in zip(("min", "p25", "median", "p75", "max"), q, strict=True)
         )
         parts.append(f"<g><title>{escape(item.label)}: {escape(summary)}</title>")

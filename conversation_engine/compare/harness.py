@@ -22,12 +22,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
 from conversation_engine.batch import BatchProcessor, BatchProgress, RowKey
 from conversation_engine.batch.schedule import SharedSchedule, interleaved_order
-from conversation_engine.compare.analysis import BootstrapSettings, Comparison, compare_rows
+from conversation_engine.compare.analysis import (
+    BootstrapSettings,
+    Comparison,
+    EndpointInfo,
+    compare_rows,
+)
 from conversation_engine.compare.report import write_reports
 from conversation_engine.core._output import replace_file
 from conversation_engine.core.errors import ResultsWriteError, UserInputError
@@ -349,8 +355,8 @@ async def _run(
         repeat=job.repeat,
         bootstrap=job.bootstrap,
         scenario_names=[str(item.get("name", "")) for item in scenarios],
-        extra_a=_extra(runs["a"]),
-        extra_b=_extra(runs["b"]),
+        extra_a=_extra(runs["a"], processors["a"]),
+        extra_b=_extra(runs["b"], processors["b"]),
         spec=job.spec,
         scenarios_file=job.scenarios_file,
         use_tools=job.use_tools,
@@ -374,6 +380,45 @@ async def _run_side(
     return await run(batch_id, on_progress=listener, lane=schedule.lane(side))
 
 
-def _extra(run: EngineRun) -> dict[str, Any]:
+def _extra(run: EngineRun, processor: BatchProcessor) -> dict[str, Any]:
     # Relative to the comparison's folder: a report names no path of the machine it ran on.
-    return {"batch_id": run.batch_id, "batch_dir": run.batch_dir, "wall_seconds": run.wall_seconds}
+    return {
+        "batch_id": run.batch_id,
+        "batch_dir": run.batch_dir,
+        "wall_seconds": run.wall_seconds,
+        "endpoint": endpoint_info(processor.openai),
+    }
+
+
+SIMULATED_KIND = "simulated LLM (offline test double)"
+ENDPOINT_KIND = "OpenAI-compatible endpoint"
+
+
+def endpoint_info(wrapper: Any) -> EndpointInfo:
+    """What the reports say about the endpoint an `OpenAIWrapper` talks to: its kind, the
+    host of its base URL (no credentials, path or query: nothing secret) and its model."""
+    simulated = bool(getattr(wrapper, "is_simulated", False))
+    model = getattr(wrapper, "model", None)
+    return EndpointInfo(
+        kind=SIMULATED_KIND if simulated else ENDPOINT_KIND,
+        host=url_host(getattr(wrapper, "base_url", None)),
+        model=str(model) if model else None,
+        simulated=simulated,
+    )
+
+
+def url_host(url: Any) -> str | None:
+    """The host (with its port, if any) of `url`; None when there is none to tell."""
+    if not url:
+        return None
+    text = str(url).strip()
+    try:
+        parts = urlsplit(text if "//" in text else f"//{text}")
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a malformed port or IPv6 address: say nothing rather than leak
+        return None
+    if not host:
+        return None
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"{host}:{port}" if port else host

@@ -1,5 +1,14 @@
 """The comparison's outputs: `comparison.json`, `report.md` and a self-contained `report.html`.
 
+Every output opens the same way: which endpoint each side ran on, a warning banner when either
+side ran on the simulated LLM (`banner_text`: it ignores prompts, so its quality numbers say
+nothing about a prompt change), and the comparison in one sentence (`headline_text`), built
+only from the differences the statistics flagged. `comparison.json` carries both as the
+`banner` and `headline` of `Comparison`, with `simulated`. Numbers are rounded to meaningful
+digits with their units (`number`, `metric_value`); no report shows an absolute path.
+"Where A and B differ most" (`differing_pairs`) lists the scenario-trials whose two runs went
+most differently, with both transcripts side by side in the HTML.
+
 The HTML report is one file that reads offline: inline CSS, inline SVG charts (`charts`), no
 script and no external asset. It is rendered by Jinja2 with autoescaping on, so transcript
 text (which comes from a model and may contain markup) is always shown, never interpreted.
@@ -13,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +32,29 @@ from markupsafe import Markup
 from conversation_engine.batch.evaluator import tool_arguments_text, tool_result_text
 from conversation_engine.batch.rows import BatchRow, RowKey, RowLike, as_rows, rows_by_key
 from conversation_engine.compare import charts
-from conversation_engine.compare.analysis import Comparison, MetricComparison, metric_values
+from conversation_engine.compare.analysis import (
+    Comparison,
+    MetricComparison,
+    RunBrief,
+    ScenarioComparison,
+    TrialPair,
+    metric_values,
+)
+from conversation_engine.compare.wording import (
+    endpoint_text,
+    fmt,
+    interval_text,
+    method_text,
+    metric_delta,
+    metric_interval,
+    metric_label,
+    metric_value,
+    no_difference_text,
+    number,
+    schedule_text,
+    seconds,
+    signed,
+)
 from conversation_engine.core._output import replace_file
 from conversation_engine.core._safe_text import json_dumps, without_surrogates
 from conversation_engine.core.contract import CLIENT_SPEAKER, HANDOFF_PREFIX
@@ -30,6 +62,8 @@ from conversation_engine.core.contract import CLIENT_SPEAKER, HANDOFF_PREFIX
 JSON_FILE = "comparison.json"
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
+DIFFERING_PAIRS = 5
+"""How many scenario-trials "Where A and B differ most" shows at most."""
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("conversation_engine.compare", "templates"),
@@ -40,54 +74,125 @@ _ENV = jinja2.Environment(
 )
 
 
-def fmt(value: Any, digits: int = 2) -> str:
-    """A number for people: no trailing zeros, "–" for none."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        if abs(value) < 10 ** (-digits):
-            return f"{value:.{digits}g}"
-        text = f"{value:.{digits}f}"
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    return str(value)
+# ------------------------------------------------------------------------------ differ most
 
 
-def signed(value: Any, digits: int = 2) -> str:
-    text = fmt(value, digits)
-    return f"+{text}" if isinstance(value, int | float) and value > 0 else text
+@dataclass(frozen=True)
+class DifferingPair:
+    """One scenario-trial whose two runs went differently, and how."""
+
+    scenario: ScenarioComparison
+    pair: TrialPair
+    changes: tuple[str, ...]
+    """What differs, each as "what A → B" ("status completed → failed")."""
+
+    @property
+    def title(self) -> str:
+        seed = f", seed {self.pair.seed}" if self.pair.seed is not None else ""
+        return f"#{self.scenario.index} {self.scenario.name}, trial {self.pair.trial}{seed}"
+
+    @property
+    def summary(self) -> str:
+        return f"{self.title}: {'; '.join(self.changes)}"
 
 
-def interval_text(item: MetricComparison, digits: int = 2) -> str:
-    interval = item.difference
-    if interval.low is None or interval.high is None:
-        return "–"
-    return f"[{signed(interval.low, digits)}, {signed(interval.high, digits)}]"
+def _gap(a: RunBrief | None, b: RunBrief | None, field: str) -> float:
+    value_a = getattr(a, field) if a is not None else None
+    value_b = getattr(b, field) if b is not None else None
+    if value_a is None or value_b is None:
+        return 0.0
+    return abs(float(value_b) - float(value_a))
 
 
-def no_difference_text(comparison: Comparison) -> str:
-    """The verdict when nothing was flagged, and why."""
-    items = [*comparison.paired, *comparison.breakdowns]
-    if all(
-        item.difference.low is None or item.difference.low <= 0 <= (item.difference.high or 0)
-        for item in items
+def _changes(a: RunBrief | None, b: RunBrief | None) -> tuple[str, ...]:
+    if a is None or b is None:
+        if a is None and b is None:
+            return ()
+        return ("A has no result",) if a is None else ("B has no result",)
+    changes: list[str] = []
+    if a.status != b.status:
+        changes.append(f"status {a.status} → {b.status}")
+    if a.end_reason != b.end_reason:
+        changes.append(f"end reason {a.end_reason or '–'} → {b.end_reason or '–'}")
+    for field, name in (
+        ("score", "score"),
+        ("turns", "turns"),
+        ("tool_calls", "tool calls"),
+        ("handoffs", "handoffs"),
+        ("violations", "contract violations"),
     ):
-        return "No real difference: every interval includes 0."
-    return (
-        "No real difference: the intervals that exclude 0 rest on fewer than "
-        f"{comparison.bootstrap.min_scenarios} scenarios, too few to call a difference real."
+        value_a, value_b = getattr(a, field), getattr(b, field)
+        # A value one side lacks (no history, no score) is no difference of its own.
+        if value_a is not None and value_b is not None and value_a != value_b:
+            changes.append(f"{name} {number(value_a)} → {number(value_b)}")
+    return tuple(changes)
+
+
+def _rank(item: DifferingPair) -> tuple[Any, ...]:
+    a, b = item.pair.a, item.pair.b
+    outcome = (a is None) != (b is None) or (
+        a is not None and b is not None and (a.status, a.end_reason) != (b.status, b.end_reason)
     )
+    return (
+        not outcome,
+        -_gap(a, b, "score"),
+        -_gap(a, b, "turns"),
+        -_gap(a, b, "tool_calls"),
+        -_gap(a, b, "handoffs"),
+        -_gap(a, b, "violations"),
+        item.scenario.index,
+        item.pair.trial,
+    )
+
+
+def differing_pairs(comparison: Comparison, limit: int = DIFFERING_PAIRS) -> list[DifferingPair]:
+    """The scenario-trials whose two runs went most differently, at most `limit`: a different
+    status or end reason (or a run missing on one side) first, then the largest score gap, then
+    the largest gaps in turns and in tool calls (then handoffs and contract violations). Pairs
+    that went the same way on both sides are left out."""
+    found = [
+        DifferingPair(scenario, pair, changes)
+        for scenario in comparison.scenarios
+        for pair in scenario.trials
+        if (changes := _changes(pair.a, pair.b))
+    ]
+    return sorted(found, key=_rank)[:limit]
+
+
+def differing_intro(comparison: Comparison, shown: Sequence[DifferingPair]) -> str:
+    """What "Where A and B differ most" shows, and says so when few or none differ."""
+    runs = sum(len(scenario.trials) for scenario in comparison.scenarios)
+    if not shown:
+        return (
+            f"None: all {runs} scenario-trial(s) went the same way on both sides (status, end "
+            "reason, score, turns and tool calls)."
+        )
+    order = (
+        "Ranked by how differently the two sides went: a different status or end reason first, "
+        "then the largest score gap, then the largest gaps in turns and tool calls. Each change "
+        "reads A → B."
+    )
+    if len(shown) < DIFFERING_PAIRS:
+        return f"Only {len(shown)} of {runs} scenario-trial(s) differ. {order}"
+    return f"The {len(shown)} of {runs} scenario-trial(s) that differ most. {order}"
 
 
 _ENV.filters["fmt"] = fmt
 _ENV.filters["signed"] = signed
-_ENV.globals["interval_text"] = interval_text
-_ENV.globals["no_difference_text"] = no_difference_text
+_ENV.filters["number"] = number
+_ENV.filters["seconds"] = seconds
+_ENV.globals.update(
+    interval_text=interval_text,
+    no_difference_text=no_difference_text,
+    metric_value=metric_value,
+    metric_delta=metric_delta,
+    metric_interval=metric_interval,
+    metric_label=metric_label,
+    endpoint_text=endpoint_text,
+    method_text=method_text,
+    schedule_text=schedule_text,
+    percent=lambda value: _percent_or_dash(value),
+)
 
 
 def _write(path: Path, text: str) -> None:
@@ -120,6 +225,13 @@ def _md(text: Any) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def _code(text: Any) -> str:
+    """Inline code that a backtick in `text` cannot end early."""
+    flat = " ".join(str(text).split())
+    fence = "``" if "`" in flat else "`"
+    return f"{fence} {flat} {fence}" if fence == "``" else f"`{flat}`"
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     lines = ["| " + " | ".join(_md(cell) for cell in header) + " |"]
     lines.append("|" + "|".join("---" for _ in header) + "|")
@@ -132,30 +244,38 @@ def _counts_rows(a: Mapping[str, int], b: Mapping[str, int]) -> list[list[Any]]:
 
 
 def render_markdown(comparison: Comparison) -> str:
-    """`report.md`: the verdict, the metric table and the per-engine breakdowns."""
+    """`report.md`: the banner and headline, the verdict, the metric table, the per-engine
+    breakdowns and the scenario-trials where A and B differ most."""
     a, b = comparison.a, comparison.b
-    boot = comparison.bootstrap
-    lines = [
-        f"# A/B comparison: {a.label} (A) vs {b.label} (B)",
+    lines = [f"# A/B comparison: {_md(a.label)} (A) vs {_md(b.label)} (B)", ""]
+    if comparison.banner:
+        lines += [f"> **Warning: simulated LLM.** {_md(comparison.banner)}", ""]
+    lines += [f"**{_md(comparison.headline)}**", ""]
+    lines += [
+        f"- **A** {_md(a.label)}: {_md(endpoint_text(a))}",
+        f"- **B** {_md(b.label)}: {_md(endpoint_text(b))}",
         "",
-        f"Spec `{comparison.spec}`, {comparison.scenario_count} scenario(s) × "
+    ]
+    about = [f"Spec {_code(comparison.spec or '–')}"]
+    if comparison.scenarios_file:
+        about.append(f"scenarios {_code(comparison.scenarios_file)}")
+    lines += [
+        ", ".join(about) + f", {comparison.scenario_count} scenario(s) × "
         f"{comparison.repeat} trial(s), pass threshold {fmt(comparison.pass_threshold)}; "
         f"generated {comparison.generated_at}.",
         "",
-        f"Differences are B − A, paired by scenario and trial (same seed), with "
-        f"{fmt(boot.confidence * 100, 0)}% bootstrap intervals ({boot.resamples} resamples of "
-        f"whole scenarios, seed {boot.seed}). A difference is called **real** only when its "
-        f"interval excludes 0 and at least {boot.min_scenarios} scenarios were paired.",
+        method_text(comparison),
         "",
         "## Verdict",
         "",
     ]
     real = comparison.significant()
     if real:
+        confidence = number(comparison.bootstrap.confidence * 100)
         lines.extend(
-            f"- **{item.metric.label}**: {item.verdict}, {signed(item.difference.estimate)}"
-            f"{' ' + item.metric.unit if item.metric.unit else ''} "
-            f"({fmt(boot.confidence * 100, 0)}% interval {interval_text(item)})"
+            f"- **{_md(item.metric.label)}**: {_md(item.verdict)}, "
+            f"{metric_delta(item.metric, item.difference.estimate, unit=True)} "
+            f"({confidence} % interval {metric_interval(item)})"
             for item in real
         )
     else:
@@ -166,23 +286,40 @@ def render_markdown(comparison: Comparison) -> str:
     if comparison.breakdowns:
         lines += ["", "## Breakdowns: status mix, end reasons, tools", ""]
         lines += _table(header, _metric_rows(comparison.breakdowns))
+    lines += _differing_markdown(comparison)
     lines += ["", "## Status and end reasons", ""]
     lines += _table(["status", a.label, b.label], _counts_rows(a.status_counts, b.status_counts))
     lines += [""]
     lines += _table(["end reason", a.label, b.label], _counts_rows(a.end_reasons, b.end_reasons))
     lines += ["", "## Wall time and tokens", ""]
     duration_a, duration_b = a.metrics["duration_seconds"], b.metrics["duration_seconds"]
+    time_rows: list[list[Any]] = [
+        ["wall time p50 (s)", number(duration_a.p50), number(duration_b.p50)],
+        ["wall time p95 (s)", number(duration_a.p95), number(duration_b.p95)],
+        [
+            "conversation time, total",
+            seconds(a.conversation_seconds),
+            seconds(b.conversation_seconds),
+        ],
+    ]
+    schedule = schedule_text(comparison)
+    if schedule is None and (a.wall_seconds is not None or b.wall_seconds is not None):
+        time_rows.append(["batch wall time", seconds(a.wall_seconds), seconds(b.wall_seconds)])
     lines += _table(
         ["", a.label, b.label],
         [
-            ["wall time p50 (s)", fmt(duration_a.p50, 3), fmt(duration_b.p50, 3)],
-            ["wall time p95 (s)", fmt(duration_a.p95, 3), fmt(duration_b.p95, 3)],
-            ["whole batch (s)", fmt(a.wall_seconds, 2), fmt(b.wall_seconds, 2)],
-            ["tokens", a.usage.total_tokens, b.usage.total_tokens],
-            ["cost (USD)", fmt(a.usage.cost_usd, 4), fmt(b.usage.cost_usd, 4)],
-            ["evaluator tokens", a.usage.evaluation_tokens, b.usage.evaluation_tokens],
+            *time_rows,
+            ["tokens", number(a.usage.total_tokens), number(b.usage.total_tokens)],
+            ["cost (USD)", number(a.usage.cost_usd), number(b.usage.cost_usd)],
+            [
+                "evaluator tokens",
+                number(a.usage.evaluation_tokens),
+                number(b.usage.evaluation_tokens),
+            ],
         ],
     )
+    if schedule:
+        lines += ["", schedule]
     lines += ["", "## Tools and handoffs", ""]
     tools = sorted({*a.tool_calls, *b.tool_calls})
     lines += _table(
@@ -197,9 +334,9 @@ def render_markdown(comparison: Comparison) -> str:
             [
                 name,
                 a.tool_calls.get(name, 0),
-                fmt(a.tool_calls_per_conversation.get(name), 2),
+                number(a.tool_calls_per_conversation.get(name)),
                 b.tool_calls.get(name, 0),
-                fmt(b.tool_calls_per_conversation.get(name), 2),
+                number(b.tool_calls_per_conversation.get(name)),
             ]
             for name in tools
         ]
@@ -213,7 +350,7 @@ def render_markdown(comparison: Comparison) -> str:
     lines += _table(
         ["k", a.label, b.label],
         [
-            [k + 1, fmt(value_a, 3), fmt(value_b, 3)]
+            [k + 1, _percent_or_dash(value_a), _percent_or_dash(value_b)]
             for k, (value_a, value_b) in enumerate(
                 zip(a.pass_k.curve, b.pass_k.curve, strict=False)
             )
@@ -233,7 +370,7 @@ def render_markdown(comparison: Comparison) -> str:
     )
     for summary in (a, b):
         if summary.violation_examples:
-            lines += ["", f"Examples ({summary.label}):", ""]
+            lines += ["", f"Examples ({_md(summary.label)}):", ""]
             lines += [f"- {_md(example)}" for example in summary.violation_examples]
     lines += ["", "## Scenarios", ""]
     rows: list[list[Any]] = []
@@ -252,20 +389,34 @@ def render_markdown(comparison: Comparison) -> str:
     lines += _table(["#", "scenario", "trial", "seed", a.label, b.label], rows)
     lines += [
         "",
-        f"Batches: A `{a.batch_dir}`, B `{b.batch_dir}`. Transcripts are in `report.html`.",
+        f"Batches: A {_code(a.batch_dir or '–')}, B {_code(b.batch_dir or '–')}. "
+        "Transcripts are in `report.html`.",
         "",
     ]
     return "\n".join(lines)
 
 
+def _percent_or_dash(value: float | None) -> str:
+    return "–" if value is None else f"{number(value * 100)} %"
+
+
+def _differing_markdown(comparison: Comparison) -> list[str]:
+    shown = differing_pairs(comparison)
+    lines = ["", "## Where A and B differ most", "", differing_intro(comparison, shown)]
+    if shown:
+        lines += [""]
+        lines += [f"{rank}. {_md(item.summary)}" for rank, item in enumerate(shown, 1)]
+    return lines
+
+
 def _metric_rows(items: Sequence[MetricComparison]) -> list[list[Any]]:
     return [
         [
-            item.metric.label + (f" ({item.metric.unit})" if item.metric.unit else ""),
-            fmt(item.value_a, 3),
-            fmt(item.value_b, 3),
-            signed(item.difference.estimate, 3),
-            interval_text(item, 3),
+            metric_label(item.metric),
+            metric_value(item.metric, item.value_a),
+            metric_value(item.metric, item.value_b),
+            metric_delta(item.metric, item.difference.estimate),
+            metric_interval(item),
             item.difference.n_pairs,
             "**yes**" if item.difference.significant else "no",
         ]
@@ -412,12 +563,25 @@ def render_html(
         }
         for scenario in comparison.scenarios
     ]
+    shown = differing_pairs(comparison)
+    differing = [
+        {
+            "title": item.title,
+            "changes": item.changes,
+            "a": _row_view(by_a.get(key), comparison.pass_threshold),
+            "b": _row_view(by_b.get(key), comparison.pass_threshold),
+        }
+        for item in shown
+        for key in (RowKey(item.scenario.index, item.pair.trial),)
+    ]
     template = _ENV.get_template("report.html.j2")
     return template.render(
         c=comparison,
         a=comparison.a,
         b=comparison.b,
         real=comparison.significant(),
+        differing=differing,
+        differing_intro=differing_intro(comparison, shown),
         charts=build_charts(comparison, typed_a, typed_b),
         scenarios=scenarios,
         colors=charts.COLORS,

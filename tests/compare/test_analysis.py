@@ -8,13 +8,18 @@ import pytest
 
 from conversation_engine.compare.analysis import (
     METRICS,
+    BootstrapSettings,
     Comparison,
     MetricComparison,
     compare_rows,
 )
+from conversation_engine.compare.stats import MIN_SCENARIOS
 from tests.compare.batch_rows import row
 
 SCENARIOS = range(6)
+"""Enough to describe; too few to flag anything (fewer than `MIN_SCENARIOS`)."""
+ENOUGH = range(12)
+"""As many as the bundled shop scenarios: a shift seen in all of them is flagged (p = 2/4096)."""
 
 
 def compare(
@@ -127,12 +132,19 @@ def test_identical_engines_have_no_real_difference() -> None:
 
 
 def test_a_constant_shift_is_flagged_with_its_direction() -> None:
-    rows_a = [row(s, turns=4, tokens=1000, duration=1.0) for s in SCENARIOS]
-    rows_b = [row(s, turns=6, tokens=1100, duration=0.5) for s in SCENARIOS]
+    # Wall times differ between scenarios (as they do): a quantile sees a shift only through
+    # values that are not all tied.
+    rows_a = [row(s, turns=4, tokens=1000, duration=1.0 + 0.01 * s) for s in ENOUGH]
+    rows_b = [row(s, turns=6, tokens=1100, duration=0.5 + 0.01 * s) for s in ENOUGH]
     comparison = compare(rows_a, rows_b)
     turns = paired(comparison, "turns")
     assert (turns.value_a, turns.value_b) == (4, 6)
     assert (turns.difference.estimate, turns.difference.low, turns.difference.high) == (2, 2, 2)
+    # Five differences can be tested (the others are 0 on every pair): Holm multiplies the
+    # smallest p-value, 2/4096 each, by 5.
+    assert turns.difference.p_value == 2 / 4096
+    assert turns.difference.adjusted_p == pytest.approx(5 * 2 / 4096)
+    assert paired(comparison, "score").difference.p_value is None
     assert turns.verdict == "autogen higher"  # more turns is neither better nor worse
     tokens = paired(comparison, "total_tokens")
     assert tokens.difference.estimate == 100
@@ -157,16 +169,29 @@ def test_noise_around_zero_is_not_flagged() -> None:
 
 
 def test_wall_time_quantiles_are_compared_over_the_paired_runs() -> None:
-    rows_a = [row(s, duration=float(s + 1)) for s in range(10)]
-    rows_b = [row(s, duration=2.0 * (s + 1)) for s in range(10)]
+    rows_a = [row(s, duration=float(s + 1)) for s in ENOUGH]
+    rows_b = [row(s, duration=2.0 * (s + 1)) for s in ENOUGH]
     comparison = compare(rows_a, rows_b)
     p50, p95 = paired(comparison, "duration_p50"), paired(comparison, "duration_p95")
-    assert (p50.value_a, p50.value_b, p50.difference.estimate) == (5.5, 11, 5.5)
-    assert p95.value_a == pytest.approx(9.55) and p95.value_b == pytest.approx(19.1)
-    assert p95.difference.estimate == pytest.approx(9.55)
-    # B is twice A on every pair, so every resample's difference is positive.
+    assert (p50.value_a, p50.value_b, p50.difference.estimate) == (6.5, 13, 6.5)
+    assert p95.value_a == pytest.approx(11.45) and p95.value_b == pytest.approx(22.9)
+    assert p95.difference.estimate == pytest.approx(11.45)
+    # B is twice A on every pair: every resample's difference is positive. The p95 of 12
+    # values reads only the top two (A: 11, 12; B: 22, 24). Swapping scenarios 0-4 (B at most
+    # 10) changes neither top two, so 2^5 of the 4096 arrangements are exactly as extreme as
+    # the observed one; swapping any other lowers the difference: p = 2 × 32/4096 = 1/64.
+    assert p95.difference.low is not None and p95.difference.low > 0
+    assert p95.difference.p_value == 1 / 64
+    # Holm over the three wall-time differences: 1/64 is the largest p-value, times 1.
+    assert p95.difference.adjusted_p == 1 / 64
     assert p50.difference.significant and p95.difference.significant
     assert p50.verdict == "autogen higher (worse than legacy)"
+    # The family: the mean, p50 and p95 of wall time, nothing else differs.
+    assert [item.metric.key for item in comparison.significant()] == [
+        "duration_seconds",
+        "duration_p50",
+        "duration_p95",
+    ]
 
 
 def test_too_few_scenarios_never_flag_anything() -> None:
@@ -177,15 +202,27 @@ def test_too_few_scenarios_never_flag_anything() -> None:
     assert turns.difference.n_pairs == 10 and turns.difference.n_scenarios == 2
     assert not turns.difference.significant
     assert "only 2 scenario(s)" in turns.difference.note
+    # One scenario short of the minimum: the same shift, tested, and still not flagged.
+    fewer = range(MIN_SCENARIOS - 1)
+    shifted = compare([row(s, turns=4) for s in fewer], [row(s, turns=8) for s in fewer])
+    turns = paired(shifted, "turns")
+    assert turns.difference.p_value == 2 / 2 ** (MIN_SCENARIOS - 1)
+    assert turns.difference.adjusted_p is None and shifted.significant() == []
+    assert turns.verdict == "no real difference"
+    enough = range(MIN_SCENARIOS)
+    shifted = compare([row(s, turns=4) for s in enough], [row(s, turns=8) for s in enough])
+    assert [item.metric.key for item in shifted.significant()] == ["turns"]
 
 
 def test_pass_k_is_paired_by_scenario() -> None:
-    rows_a = [row(s, trial, score=2) for s in SCENARIOS for trial in range(2)]
-    rows_b = [row(s, trial, score=3) for s in SCENARIOS for trial in range(2)]
+    rows_a = [row(s, trial, score=2) for s in ENOUGH for trial in range(2)]
+    rows_b = [row(s, trial, score=3) for s in ENOUGH for trial in range(2)]
     comparison = compare(rows_a, rows_b)
     pass_k = paired(comparison, "pass_k")
     assert pass_k.metric.label == "pass^2 per scenario"
-    assert (pass_k.value_a, pass_k.value_b, pass_k.difference.n_pairs) == (0, 1, 6)
+    assert (pass_k.value_a, pass_k.value_b, pass_k.difference.n_pairs) == (0, 1, 12)
+    # One value per scenario, the two trials of each move together: 2^12 arrangements.
+    assert pass_k.difference.p_value == paired(comparison, "score").difference.p_value == 2 / 4096
     assert pass_k.verdict == "autogen higher (better than legacy)"
     assert paired(comparison, "passed").difference.estimate == 1
     assert paired(comparison, "score").difference.estimate == 1
@@ -235,10 +272,10 @@ def test_a_failed_evaluation_is_left_out_of_the_score() -> None:
 
 
 def test_breakdowns_compare_status_mix_end_reasons_and_each_tool() -> None:
-    rows_a = [row(s, tools=["rag_find_products"]) for s in SCENARIOS]
+    rows_a = [row(s, tools=["rag_find_products"]) for s in ENOUGH]
     rows_b = [
         row(s, tools=["rag_find_products", "change_delivery_date"], end_reason="agent_end_call")
-        for s in SCENARIOS
+        for s in ENOUGH
     ]
     comparison = compare(rows_a, rows_b)
     keys = [item.metric.key for item in comparison.breakdowns]
@@ -263,6 +300,9 @@ def test_breakdowns_compare_status_mix_end_reasons_and_each_tool() -> None:
         "end_reason:client_end_call",
         "tool:change_delivery_date",
     }
+    # Metrics and breakdowns are one family: these four, corrected together.
+    for key in flagged:
+        assert paired(comparison, key).difference.adjusted_p == pytest.approx(4 * 2 / 4096)
     assert comparison.b.tool_calls_per_conversation == {
         "change_delivery_date": 1.0,
         "rag_find_products": 1.0,
@@ -270,25 +310,28 @@ def test_breakdowns_compare_status_mix_end_reasons_and_each_tool() -> None:
 
 
 def test_contract_violations_are_compared() -> None:
-    rows_a = [row(s) for s in SCENARIOS]
-    rows_b = [row(s, violations=["history[1]: content is null"]) for s in SCENARIOS]
+    rows_a = [row(s) for s in ENOUGH]
+    rows_b = [row(s, violations=["history[1]: content is null"]) for s in ENOUGH]
     comparison = compare(rows_a, rows_b)
     violations = paired(comparison, "contract_violations")
     assert violations.difference.estimate == 1
     assert violations.verdict == "autogen higher (worse than legacy)"
-    assert comparison.b.contract_violations == 6
+    assert comparison.b.contract_violations == 12
     assert comparison.b.violation_examples == ["history[1]: content is null"]
 
 
 def test_tokens_and_cost_are_compared_per_conversation() -> None:
-    rows_a = [row(s, tokens=1000, cost=0.010) for s in SCENARIOS]
-    rows_b = [row(s, tokens=1000 + 10 * s, cost=0.012) for s in SCENARIOS]
+    rows_a = [row(s, tokens=1000, cost=0.010) for s in ENOUGH]
+    rows_b = [row(s, tokens=1000 + 10 * s, cost=0.012) for s in ENOUGH]
     comparison = compare(rows_a, rows_b)
-    assert paired(comparison, "total_tokens").difference.estimate == pytest.approx(25)
+    tokens = paired(comparison, "total_tokens")
+    assert tokens.difference.estimate == pytest.approx(55)
+    # Scenario 0 has no difference: it cannot move, and 11 others can: p = 2/2^11.
+    assert tokens.difference.p_value == 2 / 2048
     cost = paired(comparison, "cost_usd")
     assert cost.difference.estimate == pytest.approx(0.002)
     assert cost.verdict == "autogen higher (worse than legacy)"
-    assert comparison.b.usage.total_tokens == 6000 + 150
+    assert comparison.b.usage.total_tokens == 12000 + 660
 
 
 def test_the_comparison_is_reproducible_and_round_trips_through_json() -> None:
@@ -302,3 +345,35 @@ def test_the_comparison_is_reproducible_and_round_trips_through_json() -> None:
     assert compare(rows_a, rows_b).model_dump(exclude={"generated_at"}) == first
     comparison = compare(rows_a, rows_b)
     assert Comparison.model_validate_json(comparison.model_dump_json()) == comparison
+    # comparison.json says how it decided.
+    bootstrap = comparison.model_dump(mode="json")["bootstrap"]
+    assert bootstrap["test"] == "scenario sign-flip permutation"
+    assert (bootstrap["correction"], bootstrap["alpha"]) == ("holm", 0.05)
+    assert bootstrap["min_scenarios"] == MIN_SCENARIOS
+
+
+def test_a_seed_past_exact_enumeration_still_reproduces() -> None:
+    # 20 scenarios > 2^10 permutations: arrangements are drawn, from the seed.
+    rows_a = [row(s, duration=1.0 + 0.1 * (s % 5)) for s in range(20)]
+    rows_b = [row(s, duration=1.0 + 0.1 * ((s * 3) % 7)) for s in range(20)]
+    settings = BootstrapSettings(resamples=200, permutations=1024)
+    first = paired(compare(rows_a, rows_b, bootstrap=settings), "duration_seconds").difference
+    again = paired(compare(rows_a, rows_b, bootstrap=settings), "duration_seconds").difference
+    assert first.p_value is not None and first == again
+    other = BootstrapSettings(resamples=200, permutations=1024, seed=settings.seed + 1)
+    assert paired(compare(rows_a, rows_b, bootstrap=other), "duration_seconds").difference != first
+
+
+def test_identical_engines_with_noisy_runs_flag_nothing() -> None:
+    # The same rows on both sides, varied between scenarios and trials: every difference is 0,
+    # nothing is tested, nothing is flagged, and the note says why.
+    rows = [
+        row(s, t, turns=3 + (s * t) % 5, duration=0.2 + 0.13 * ((s + 2 * t) % 7), tokens=900 + s)
+        for s in ENOUGH
+        for t in range(3)
+    ]
+    comparison = compare(rows, [dict(r) for r in rows])
+    assert comparison.significant() == []
+    for item in (*comparison.paired, *comparison.breakdowns):
+        assert item.difference.p_value is None and item.difference.adjusted_p is None
+        assert item.difference.note == "every paired difference is 0: nothing to test"

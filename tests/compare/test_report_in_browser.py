@@ -4,7 +4,9 @@ Chromium is driven over the DevTools protocol on a pipe (`--remote-debugging-pip
 no extra package). Errors are collected from every channel the DevTools console shows:
 uncaught exceptions, `console.error`, and browser log entries such as a resource that failed
 to load. The checks measure the laid-out page, so a chart or transcript that exists in the
-markup but is not drawn fails them. A page with deliberate errors proves the detection works.
+markup but is not drawn fails them: the simulated-LLM banner and the headline at the top of
+the page, and the two transcripts of "Where A and B differ most" side by side. A page with
+deliberate errors proves the detection works.
 
 Skipped when `chromium` is not installed, unless CONVERSATION_ENGINE_REQUIRE_BROWSER=1 (set by
 CI when it could install it), which turns the skip into a failure.
@@ -27,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from conversation_engine.compare.analysis import EndpointInfo, compare_rows
 from conversation_engine.compare.harness import ComparisonRun, run_comparison
 from conversation_engine.compare.report import write_reports
 from conversation_engine.core.settings import get_settings
@@ -57,6 +60,30 @@ PAGE_STATE = """(() => {
     scripts: document.scripts.length,
     resources: performance.getEntriesByType("resource").map(entry => entry.name),
     text: document.body.innerText,
+    banner: (banner => banner && {
+      text: banner.innerText,
+      drawn: drawn(banner),
+      top: banner.getBoundingClientRect().top,
+      background: getComputedStyle(banner).backgroundColor,
+    })(document.querySelector(".banner")),
+    headline: (headline => headline && {
+      text: headline.innerText,
+      drawn: drawn(headline),
+      top: headline.getBoundingClientRect().top,
+    })(document.querySelector(".headline")),
+    firstSectionTop: document.querySelector("h2").getBoundingClientRect().top,
+    differ: (section => section && {
+      heading: section.querySelector("h2").innerText,
+      text: section.innerText,
+      pairs: section.querySelectorAll("details.differ").length,
+      sidesShown: [...section.querySelectorAll(".pair .side")].filter(drawn).length,
+      entriesShown: [...section.querySelectorAll(".entry")].filter(drawn).length,
+      firstPair: [...section.querySelectorAll(".pair")].slice(0, 1).flatMap(pair =>
+        [...pair.querySelectorAll(":scope > .side")].map(side => {
+          const box = side.getBoundingClientRect();
+          return { left: box.left, top: box.top, width: box.width };
+        })),
+    })(document.querySelector("#differ-most")),
   };
 })()"""
 
@@ -166,6 +193,17 @@ class Chromium:
         )
         return session
 
+    def widen(self, session: str, width: int = 1280, height: int = 900) -> None:
+        """Lay the tab out at a desktop width (the report stacks its columns below 800 px)."""
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=session,
+        )
+        self.evaluate(
+            session, "new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+        )
+
     def evaluate(self, session: str, expression: str) -> Any:
         result = self.call(
             "Runtime.evaluate",
@@ -255,6 +293,80 @@ def test_the_report_renders_charts_and_transcripts_with_no_console_error(
     assert page["scripts"] == 0 and page["resources"] == []  # nothing fetched, nothing run
     for text in ("Verdict", "Smoke: single item order", "legacy", "autogen", "client"):
         assert text in page["text"]
+
+
+def test_a_simulated_run_shows_its_banner_headline_and_endpoints_at_the_top(
+    browser: Chromium, comparison_run: ComparisonRun
+) -> None:
+    session = browser.open(comparison_run.paths["html"].resolve().as_uri())
+    page = browser.evaluate(session, PAGE_STATE)
+    banner, headline = page["banner"], page["headline"]
+    assert banner is not None and banner["drawn"], "no visible simulated-LLM banner"
+    assert banner["text"].startswith("Warning: simulated LLM. Both sides ran on the simulated LLM")
+    assert "not meaningful for prompt changes" in banner["text"]
+    assert banner["background"] == "rgb(255, 248, 197)"  # styled as a warning
+    assert headline is not None and headline["drawn"]
+    assert (
+        headline["text"] == "Too few scenarios (2) to call any difference; at least 10 are needed."
+    )
+    # The banner opens the page: above the headline, and both above the first section.
+    assert banner["top"] < headline["top"] < page["firstSectionTop"]
+    assert "legacy: simulated LLM (offline test double), model simulated" in page["text"]
+    differ = page["differ"]
+    assert differ is not None and differ["heading"] == "Where A and B differ most"
+
+
+def test_the_scenarios_that_differ_most_show_both_transcripts_side_by_side(
+    browser: Chromium, comparison_run: ComparisonRun, tmp_path: Path
+) -> None:
+    rows_a = comparison_run.a.rows
+    rows_b = copy.deepcopy(comparison_run.b.rows)
+    first = min(rows_b, key=lambda row: (row["scenario_index"], row["trial"]))
+    first.update(status="failed", end_reason="error", error="the engine fell over", score=1)
+    comparison = comparison_run.comparison
+    changed = compare_rows(
+        rows_a,
+        rows_b,
+        label_a=comparison.a.label,
+        label_b=comparison.b.label,
+        extra_a={"endpoint": comparison.a.endpoint},
+        extra_b={"endpoint": comparison.b.endpoint},
+    )
+    paths = write_reports(changed, rows_a, rows_b, tmp_path)
+    session = browser.open(paths["html"].resolve().as_uri())
+    browser.widen(session)
+    assert browser.console_errors(session) == []
+    differ = browser.evaluate(session, PAGE_STATE)["differ"]
+    assert differ["pairs"] == 1
+    assert "Only 1 of 2 scenario-trial(s) differ." in differ["text"]
+    assert (
+        "status completed → failed" in differ["text"] and "the engine fell over" in differ["text"]
+    )
+    assert differ["sidesShown"] == 2 and differ["entriesShown"] > 0
+    side_a, side_b = differ["firstPair"]
+    assert side_a["top"] == side_b["top"] and side_a["left"] + side_a["width"] <= side_b["left"]
+
+
+def test_a_report_of_a_real_endpoint_has_no_banner(
+    browser: Chromium, comparison_run: ComparisonRun, tmp_path: Path
+) -> None:
+    real = EndpointInfo(
+        kind="OpenAI-compatible endpoint", host="api.openai.com", model="gpt-4o-mini"
+    )
+    comparison = comparison_run.comparison
+    as_real = comparison.model_copy(
+        update={
+            "a": comparison.a.model_copy(update={"endpoint": real}),
+            "b": comparison.b.model_copy(update={"endpoint": real}),
+        }
+    )
+    paths = write_reports(as_real, comparison_run.a.rows, comparison_run.b.rows, tmp_path)
+    session = browser.open(paths["html"].resolve().as_uri())
+    assert browser.console_errors(session) == []
+    page = browser.evaluate(session, PAGE_STATE)
+    assert page["banner"] is None and "Warning: simulated LLM" not in page["text"]
+    assert page["headline"]["drawn"] and page["headline"]["text"].startswith("Too few scenarios")
+    assert "OpenAI-compatible endpoint api.openai.com, model gpt-4o-mini" in page["text"]
 
 
 def test_transcript_markup_is_shown_as_text_in_the_browser(
