@@ -94,7 +94,11 @@ class BatchProcessor:
     `package.module:Class`. `output_dir`: where batch folders go (default `RESULTS_DIR`).
     `max_turns` / `timeout_sec`: passed to every conversation (None: the engine's defaults).
     `tool_backend`: passed to engines that accept it. `evaluate`: score completed and
-    timed-out conversations with the spec's evaluator.
+    timed-out conversations with the spec's evaluator. `engine_options`: more keyword options
+    for engines that accept them (`customer_endpoint`, `customer_spec`). `evaluator_endpoint`
+    and `evaluator_spec`: where the evaluator runs and whose `evaluator` prompt it uses
+    (default: this processor's endpoint and the batch's spec), so the two sides of an A/B
+    comparison are scored by the same evaluator.
     """
 
     def __init__(
@@ -109,6 +113,9 @@ class BatchProcessor:
         tool_backend: Any = None,
         evaluate: bool = True,
         settings: Settings | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+        evaluator_endpoint: Any = None,
+        evaluator_spec: str | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self._owns_wrapper = not _is_wrapper(openai_wrapper)
@@ -126,6 +133,9 @@ class BatchProcessor:
         self.timeout_sec = timeout_sec
         self.tool_backend = tool_backend
         self.evaluate = evaluate
+        self.engine_options = dict(engine_options or {})
+        self.evaluator_endpoint = evaluator_endpoint
+        self.evaluator_spec = evaluator_spec
         self._explicit_settings = settings
         self.jobs: dict[str, BatchJob] = {}
         self._engines: dict[tuple[str, str], Any] = {}
@@ -584,6 +594,7 @@ class BatchProcessor:
                     job.prompt_spec_name,
                     tool_backend=self.tool_backend,
                     settings=self._explicit_settings,
+                    **self.engine_options,
                 )
             except UserInputError:
                 raise
@@ -600,9 +611,9 @@ class BatchProcessor:
         if evaluator is None:
             spec = getattr(engine, "prompt_specification", None)
             evaluator = ConversationEvaluator(
-                self.openai,
-                job.prompt_spec_name,
-                spec=spec if isinstance(spec, PromptSpec) else None,
+                self.evaluator_endpoint or self.openai,
+                self.evaluator_spec or job.prompt_spec_name,
+                spec=spec if isinstance(spec, PromptSpec) and not self.evaluator_spec else None,
                 timeout_sec=self.settings.EVAL_TIMEOUT_SEC,
             )
             self._evaluators[key] = evaluator

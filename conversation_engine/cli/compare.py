@@ -40,6 +40,34 @@ from conversation_engine.cli._terminal import (
     user_errors,
 )
 
+# Per-side options: `--a-<field>` and `--b-<field>` share their help.
+SideSpecOption = Annotated[
+    str | None, typer.Option(help="This side's prompt spec (default: --spec).", show_default=False)
+]
+SideModelOption = Annotated[
+    str | None, typer.Option(help="This side's model (default: OPENAI_MODEL).", show_default=False)
+]
+SideBaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        help="This side's OpenAI-compatible base URL (default: shared).", show_default=False
+    ),
+]
+SideKeyEnvOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The environment variable holding this side's API key (never the key itself).",
+        show_default=False,
+    ),
+]
+SideTemperatureOption = Annotated[
+    float | None, typer.Option(min=0, max=2, help="This side's temperature.", show_default=False)
+]
+SideToolsUrlOption = Annotated[
+    str | None,
+    typer.Option(help="This side's HTTP tool API (default: shared).", show_default=False),
+]
+
 if TYPE_CHECKING:
     from conversation_engine.compare.harness import ComparisonRun
 
@@ -88,25 +116,65 @@ def compare(
     resamples: Annotated[
         int, typer.Option(min=100, help="Bootstrap resamples for the intervals.")
     ] = 2000,
+    a_spec: SideSpecOption = None,
+    b_spec: SideSpecOption = None,
+    a_model: SideModelOption = None,
+    b_model: SideModelOption = None,
+    a_base_url: SideBaseUrlOption = None,
+    b_base_url: SideBaseUrlOption = None,
+    a_key_env: SideKeyEnvOption = None,
+    b_key_env: SideKeyEnvOption = None,
+    a_temperature: SideTemperatureOption = None,
+    b_temperature: SideTemperatureOption = None,
+    a_tools_url: SideToolsUrlOption = None,
+    b_tools_url: SideToolsUrlOption = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            metavar="METRICS",
+            help="Exit 3 when B is flagged worse than A on these: 'regression' (score, "
+            "pass_rate, failure_rate, pass_k, contract_violations) or names separated by "
+            "commas (also tokens, cost, wall_time, wall_time_p50, wall_time_p95).",
+        ),
+    ] = None,
     debug: DebugOption = False,
 ) -> None:
-    """A/B test two engines on the same scenarios and seeds; write comparison.json, report.md
-    and a self-contained report.html with paired bootstrap intervals."""
+    """A/B test two configurations on the same scenarios and seeds; write comparison.json,
+    report.md and a self-contained report.html.
+
+    A side is an engine (--a/--b), a spec (--spec for both, --a-spec/--b-spec for one), and
+    optionally its own model, base URL, API key variable, temperature and tool API; what a
+    side does not set it shares. The customer and the evaluator are the same on both sides.
+    """
     with user_errors(debug):
         from conversation_engine.batch import BatchProgress
         from conversation_engine.compare import BootstrapSettings, run_comparison
+        from conversation_engine.compare.gate import (
+            GATE_FAILED_EXIT_CODE,
+            gate_failures,
+            parse_fail_on,
+        )
         from conversation_engine.compare.harness import (
             check_comparison,
             check_resume_options,
             load_comparison_job,
             resume_comparison,
         )
+        from conversation_engine.compare.sides import side_config, side_label
         from conversation_engine.core._output import check_output_dir
         from conversation_engine.core.errors import ResultsWriteError
         from conversation_engine.core.settings import get_settings
         from conversation_engine.inputs.scenario import load_scenarios
 
         results_dir = get_settings().RESULTS_DIR
+        gate = parse_fail_on(fail_on) if fail_on is not None else []
+        per_side = {
+            "a": {"spec": a_spec, "model": a_model, "base_url": a_base_url,
+                  "api_key_env": a_key_env, "temperature": a_temperature, "tools_url": a_tools_url},
+            "b": {"spec": b_spec, "model": b_model, "base_url": b_base_url,
+                  "api_key_env": b_key_env, "temperature": b_temperature, "tools_url": b_tools_url},
+        }  # fmt: skip
         if resume:
             out_dir = Path(resume) if Path(resume).is_dir() else results_dir / resume
             job = load_comparison_job(out_dir)
@@ -120,20 +188,33 @@ def compare(
                 max_turns=max_turns,
                 timeout=timeout,
                 basic=basic,
+                side_options=[
+                    f"--{side}-{key.replace('_', '-').replace('api-key', 'key')}"
+                    for side, options in per_side.items()
+                    for key, value in options.items()
+                    if value is not None
+                ],
             )
-            names = (job.engine_a, job.engine_b)
+            sides = job.sides
             total = job.scenario_count * job.repeat
         else:
             scenario_path = scenarios or default_scenarios_path()
             loaded = load_scenarios(scenario_path)
-            names = (engine_a or "legacy", engine_b or "autogen")
+            engines = {"a": engine_a or "legacy", "b": engine_b or "autogen"}
+            sides = {
+                side: side_config(
+                    side,
+                    {
+                        "engine": engines[side],
+                        "spec": spec or "multiagent_prompts",
+                        **{key: value for key, value in options.items() if value is not None},
+                    },
+                )
+                for side, options in per_side.items()
+            }
             # Fail on a bad engine, spec or variable before the progress bars appear.
             check_comparison(
-                loaded,
-                engine_a=names[0],
-                engine_b=names[1],
-                spec=spec or "multiagent_prompts",
-                source=str(scenario_path),
+                loaded, side_a=sides["a"], side_b=sides["b"], source=str(scenario_path)
             )
             total = len(loaded) * (repeat or 1)
             out_dir = out or results_dir / f"compare-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
@@ -152,7 +233,10 @@ def compare(
                         side: progress.add_task(
                             f"{side.upper()}: {_t(name)}", total=total, failed=0, active=0
                         )
-                        for side, name in zip(("a", "b"), names, strict=True)
+                        for side, name in (
+                            ("a", side_label(sides["a"], sides["b"], "A")),
+                            ("b", side_label(sides["b"], sides["a"], "B")),
+                        )
                     }
 
                     def on_progress(side: str, event: BatchProgress) -> None:
@@ -169,9 +253,8 @@ def compare(
                         )
                     return await run_comparison(
                         loaded,
-                        engine_a=names[0],
-                        engine_b=names[1],
-                        spec=spec or "multiagent_prompts",
+                        side_a=sides["a"],
+                        side_b=sides["b"],
                         repeat=repeat or 1,
                         out_dir=out_dir,
                         pass_threshold=pass_threshold,
@@ -204,6 +287,13 @@ def compare(
             )
             raise typer.Exit(INTERRUPTED_EXIT_CODE)
         _print_comparison(result)
+        failures = gate_failures(result.comparison, gate)
+        for failure in failures:
+            err_console.print(f"[bold red]Gate failed[/] on {_t(failure)}", soft_wrap=True)
+        if failures:
+            raise typer.Exit(GATE_FAILED_EXIT_CODE)
+        if gate:
+            console.print(f"Gate passed: B is not flagged worse on {_t(', '.join(gate))}.")
 
 
 def _print_comparison(result: ComparisonRun) -> None:
@@ -226,6 +316,13 @@ def _print_comparison(result: ComparisonRun) -> None:
     console.print(f"[bold]{_t(comparison.headline)}[/]")
     for side, summary in (("A", comparison.a), ("B", comparison.b)):
         console.print(f"{side}: {_t(summary.label)} on {_t(endpoint_text(summary))}")
+    if comparison.sides:
+        changes = [
+            f"{field} {comparison.sides['a'][field]} → {comparison.sides['b'][field]}"
+            for field in comparison.differences
+        ]
+        tested = "; ".join(changes) if changes else "nothing (an A/A comparison)"
+        console.print(f"Tests: {_t(tested)}. {_t(comparison.customer or '')}", soft_wrap=True)
     confidence = comparison.bootstrap.confidence
     table = Table(
         "metric",

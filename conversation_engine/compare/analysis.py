@@ -190,7 +190,7 @@ class EngineUsage(BaseModel):
         )
 
 
-def _portable_path(value: str | None) -> str | None:
+def portable_path(value: str | None) -> str | None:
     """A path a report may show: an absolute one (of the machine it ran on) becomes its file
     name; a relative one (to the comparison folder, or as the user typed it) stays."""
     if not value:
@@ -202,7 +202,7 @@ def _portable_path(value: str | None) -> str | None:
     return value
 
 
-PortablePath = Annotated[str | None, AfterValidator(_portable_path)]
+PortablePath = Annotated[str | None, AfterValidator(portable_path)]
 """A path as reports keep it: never absolute (`_portable_path`)."""
 
 
@@ -350,6 +350,15 @@ class Comparison(BaseModel):
     breakdowns: list[MetricComparison] = Field(default_factory=list)
     """Share of each status and end reason, calls per conversation of each tool."""
     scenarios: list[ScenarioComparison]
+    sides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """What each side ran (`sides.SideConfig.described`): engine, spec, model, endpoint host,
+    the name of its key's variable, temperature and tools; empty for a bare `compare_rows`."""
+    differences: list[str] = Field(default_factory=list)
+    """The fields of `sides` whose values differ: what this comparison tests."""
+    prompt_diffs: dict[str, str] = Field(default_factory=dict)
+    """Per agent, how spec B's prompt, tools and handoffs differ from spec A's."""
+    customer: str | None = None
+    """Who the customer and the evaluator were (the same on both sides)."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property

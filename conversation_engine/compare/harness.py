@@ -35,11 +35,18 @@ from conversation_engine.compare.analysis import (
     compare_rows,
 )
 from conversation_engine.compare.report import write_reports
+from conversation_engine.compare.sides import (
+    SideConfig,
+    differing_fields,
+    side_label,
+    spec_diff,
+)
 from conversation_engine.core._output import replace_file
 from conversation_engine.core.errors import ResultsWriteError, UserInputError
 from conversation_engine.engines import resolve_engine
 from conversation_engine.inputs.scenario import Scenario, check_variables
 from conversation_engine.inputs.specs import load_prompt_spec
+from conversation_engine.llm.endpoint import OpenAIWrapper
 
 BATCHES_DIR = "batches"
 JOB_FILE = "compare.json"
@@ -74,29 +81,44 @@ class ComparisonRun:
 def check_comparison(
     scenarios: Sequence[Scenario],
     *,
+    engine_a: str = "legacy",
+    engine_b: str = "autogen",
+    spec: str = "multiagent_prompts",
+    source: str | Path | None = None,
+    side_a: SideConfig | None = None,
+    side_b: SideConfig | None = None,
+) -> None:
+    """Raise `UserInputError` if either side's engine cannot be resolved, its spec cannot be
+    loaded or a scenario's variables cannot render it, without running or writing anything.
+
+    The sides are `side_a`/`side_b`, or else `engine_a`/`engine_b` on `spec`. `run_comparison`
+    makes these checks too; a caller uses this to fail before it shows progress. `source`
+    (the scenario file) names where a bad scenario came from.
+    """
+    for side in _sides(engine_a, engine_b, spec, side_a, side_b).values():
+        resolve_engine(side.engine)
+        check_variables(load_prompt_spec(side.spec), scenarios, source=source)
+
+
+def _sides(
     engine_a: str,
     engine_b: str,
     spec: str,
-    source: str | Path | None = None,
-) -> None:
-    """Raise `UserInputError` if either engine cannot be resolved, the spec cannot be loaded
-    or a scenario's variables cannot render it, without running or writing anything.
-
-    `run_comparison` makes these checks too; a caller uses this to fail before it shows
-    progress. `source` (the scenario file) names where a bad scenario came from.
-    """
-    resolve_engine(engine_a)
-    resolve_engine(engine_b)
-    check_variables(load_prompt_spec(spec), scenarios, source=source)
+    side_a: SideConfig | None,
+    side_b: SideConfig | None,
+) -> dict[str, SideConfig]:
+    return {
+        "a": side_a or SideConfig(engine=engine_a, spec=spec),
+        "b": side_b or SideConfig(engine=engine_b, spec=spec),
+    }
 
 
 class ComparisonJob(BaseModel):
     """How a comparison was started, saved as `compare.json` before anything runs."""
 
-    version: int = 1
-    engine_a: str
-    engine_b: str
-    spec: str
+    version: int = 2
+    a: SideConfig
+    b: SideConfig
     scenario_count: int
     repeat: int
     pass_threshold: float
@@ -108,6 +130,10 @@ class ComparisonJob(BaseModel):
     scenarios_file: str | None = None
     batch_ids: dict[str, str]
     """The batch of each side (`a`, `b`) under `<out>/batches/`."""
+
+    @property
+    def sides(self) -> dict[str, SideConfig]:
+        return {"a": self.a, "b": self.b}
 
     @property
     def order_seed(self) -> int:
@@ -134,11 +160,12 @@ def load_comparison_job(out_dir: Path) -> ComparisonJob:
 def check_resume_options(job: ComparisonJob, **given: Any) -> None:
     """A resumed comparison keeps what it was started with: refuse scenarios or options that
     say otherwise (`scenarios`, `engine_a`, `engine_b`, `spec`, `repeat`, `max_turns`,
-    `timeout`, `basic`; None or False means not given)."""
+    `timeout`, `basic`; None or False means not given; `side_options`: the per-side options
+    given, by name)."""
     started = {
-        "engine_a": ("--a", job.engine_a),
-        "engine_b": ("--b", job.engine_b),
-        "spec": ("--spec", job.spec),
+        "engine_a": ("--a", job.a.engine),
+        "engine_b": ("--b", job.b.engine),
+        "spec": ("--spec", job.a.spec),
         "repeat": ("--repeat", job.repeat),
         "max_turns": ("--max-turns", job.max_turns),
         "timeout": ("--timeout", job.timeout_sec),
@@ -152,18 +179,14 @@ def check_resume_options(job: ComparisonJob, **given: Any) -> None:
         conflicts.append("--basic (the comparison runs in tools mode)")
     if given.get("scenarios") is not None:
         conflicts.append("the SCENARIOS argument (the comparison keeps its own)")
+    conflicts.extend(
+        f"{option} (the comparison keeps its sides)" for option in given.get("side_options") or []
+    )
     if conflicts:
         raise UserInputError(
             "--resume finishes the comparison with what it was started with; drop "
             f"{', '.join(conflicts)}."
         )
-
-
-def _labels(label_a: str, label_b: str) -> tuple[str, str]:
-    # The same engine on both sides (an A/A test) still needs two names in the report.
-    if label_a == label_b:
-        return f"{label_a} (A)", f"{label_b} (B)"
-    return label_a, label_b
 
 
 async def run_comparison(
@@ -184,8 +207,15 @@ async def run_comparison(
     scenarios_file: str | None = None,
     on_progress: ProgressListener | None = None,
     tool_backend: Any = None,
+    side_a: SideConfig | None = None,
+    side_b: SideConfig | None = None,
 ) -> ComparisonRun:
-    """Run both engines over `scenarios` × `repeat` and write the comparison to `out_dir`.
+    """Run both sides over `scenarios` × `repeat` and write the comparison to `out_dir`.
+
+    The sides are `side_a`/`side_b` (engine, spec, model, endpoint, tools each), or else
+    `engine_a`/`engine_b` on `spec`. What a side leaves unset it shares: `openai_wrapper`
+    (default: the configured endpoint) and `tool_backend`. The customer and the evaluator run
+    on the shared endpoint with side A's spec, on both sides.
 
     Raises `UserInputError` before running anything if an engine, the spec, a scenario or
     `out_dir` is bad, and `ResultsWriteError` (or the `OSError` of a report file) if results
@@ -194,14 +224,10 @@ async def run_comparison(
     """
     out_dir = Path(out_dir)
     bootstrap = bootstrap or BootstrapSettings()
+    sides = _sides(engine_a, engine_b, spec, side_a, side_b)
+    shared = _Shared(openai_wrapper)
     processors = _processors(
-        openai_wrapper,
-        (engine_a, engine_b),
-        out_dir,
-        concurrency,
-        max_turns,
-        timeout_sec,
-        tool_backend,
+        shared, sides, out_dir, concurrency, max_turns, timeout_sec, tool_backend
     )
     try:
         batch_ids = {
@@ -209,16 +235,15 @@ async def run_comparison(
                 scenarios,
                 prompt_version=f"compare:{side}",
                 use_tools=use_tools,
-                prompt_spec_name=spec,
+                prompt_spec_name=sides[side].spec,
                 repeat=repeat,
                 source=scenarios_file,
             )
             for side, processor in processors.items()
         }
         job = ComparisonJob(
-            engine_a=engine_a,
-            engine_b=engine_b,
-            spec=spec,
+            a=sides["a"],
+            b=sides["b"],
             scenario_count=len(scenarios),
             repeat=repeat,
             pass_threshold=pass_threshold,
@@ -231,10 +256,9 @@ async def run_comparison(
             batch_ids=batch_ids,
         )
         _save_job(out_dir, job)
-        return await _run(job, processors, out_dir, on_progress, resume=False)
+        return await _run(job, processors, shared, out_dir, on_progress, resume=False)
     finally:
-        for processor in processors.values():
-            await processor.aclose()
+        await shared.aclose(processors)
 
 
 async def resume_comparison(
@@ -252,45 +276,83 @@ async def resume_comparison(
     """
     out_dir = Path(out_dir)
     job = load_comparison_job(out_dir)
+    shared = _Shared(openai_wrapper)
     processors = _processors(
-        openai_wrapper,
-        (job.engine_a, job.engine_b),
-        out_dir,
-        job.concurrency,
-        job.max_turns,
-        job.timeout_sec,
-        tool_backend,
+        shared, job.sides, out_dir, job.concurrency, job.max_turns, job.timeout_sec, tool_backend
     )
     try:
-        return await _run(job, processors, out_dir, on_progress, resume=True)
+        return await _run(job, processors, shared, out_dir, on_progress, resume=True)
     finally:
+        await shared.aclose(processors)
+
+
+class _Shared:
+    """The endpoint both sides share (the customer's and the evaluator's, and the bot's of a
+    side that sets none of its own), and the endpoints made for sides that do."""
+
+    def __init__(self, openai_wrapper: Any) -> None:
+        self.owned = openai_wrapper is None
+        self.endpoint: Any = openai_wrapper or OpenAIWrapper.from_settings()
+        self.made: list[OpenAIWrapper] = []
+
+    def for_side(self, side: SideConfig) -> Any:
+        if not side.own_endpoint:
+            return self.endpoint
+        if not isinstance(self.endpoint, OpenAIWrapper):
+            raise UserInputError(
+                "A side with its own model, base URL, key or temperature needs the shared "
+                "endpoint to be an OpenAIWrapper, not a host service's wrapper."
+            )
+        endpoint = side.endpoint(self.endpoint)
+        self.made.append(endpoint)
+        return endpoint
+
+    async def aclose(self, processors: dict[str, BatchProcessor]) -> None:
         for processor in processors.values():
             await processor.aclose()
+        for endpoint in self.made:
+            await endpoint.aclose()
+        if self.owned:
+            await self.endpoint.aclose()
 
 
 def _processors(
-    openai_wrapper: Any,
-    engines: tuple[str, str],
+    shared: _Shared,
+    sides: dict[str, SideConfig],
     out_dir: Path,
     concurrency: int | None,
     max_turns: int | None,
     timeout_sec: float | None,
     tool_backend: Any,
 ) -> dict[str, BatchProcessor]:
-    """One processor per side; both engines are resolved before either batch is saved."""
-    return {
-        side: BatchProcessor(
-            openai_wrapper,
+    """One processor per side; both engines are resolved before either batch is saved.
+
+    A side's bot runs on its own endpoint where it sets one; its customer and its evaluator
+    always run on the shared endpoint with side A's spec.
+    """
+    baseline = sides["a"].spec
+    processors = {}
+    for side, config in sides.items():
+        endpoint = shared.for_side(config)
+        engine_options: dict[str, Any] = {}
+        if endpoint is not shared.endpoint:
+            engine_options["customer_endpoint"] = shared.endpoint
+        if config.spec != baseline:
+            engine_options["customer_spec"] = baseline
+        processors[side] = BatchProcessor(
+            endpoint,
             concurrency,
-            engine=engine,
+            engine=config.engine,
             output_dir=out_dir / BATCHES_DIR,
             max_turns=max_turns,
             timeout_sec=timeout_sec,
-            tool_backend=tool_backend,
+            tool_backend=config.tool_backend(tool_backend),
             evaluate=True,
+            engine_options=engine_options,
+            evaluator_endpoint=shared.endpoint,
+            evaluator_spec=baseline if config.spec != baseline else None,
         )
-        for side, engine in zip(SIDES, engines, strict=True)
-    }
+    return processors
 
 
 def _save_job(out_dir: Path, job: ComparisonJob) -> None:
@@ -306,6 +368,7 @@ def _save_job(out_dir: Path, job: ComparisonJob) -> None:
 async def _run(
     job: ComparisonJob,
     processors: dict[str, BatchProcessor],
+    shared: _Shared,
     out_dir: Path,
     on_progress: ProgressListener | None,
     *,
@@ -328,7 +391,7 @@ async def _run(
         # One side's failure stopped both; report it as itself, not as a group.
         raise group_error.exceptions[0] from None
     wall_seconds = round(time.monotonic() - started, 3)
-    label_a, label_b = _labels(processors["a"].engine, processors["b"].engine)
+    label_a, label_b = side_label(job.a, job.b, "A"), side_label(job.b, job.a, "B")
     runs: dict[str, EngineRun] = {}
     for (side, task), label in zip(tasks.items(), (label_a, label_b), strict=True):
         summary = task.result()
@@ -357,9 +420,10 @@ async def _run(
         scenario_names=[str(item.get("name", "")) for item in scenarios],
         extra_a=_extra(runs["a"], processors["a"]),
         extra_b=_extra(runs["b"], processors["b"]),
-        spec=job.spec,
+        spec=job.a.spec,
         scenarios_file=job.scenarios_file,
         use_tools=job.use_tools,
+        **_configuration(job, processors, shared),
     )
     paths = write_reports(comparison, runs["a"].rows, runs["b"].rows, out_dir)
     return ComparisonRun(comparison=comparison, a=runs["a"], b=runs["b"], paths=paths)
@@ -422,3 +486,28 @@ def url_host(url: Any) -> str | None:
     if ":" in host:  # IPv6
         host = f"[{host}]"
     return f"{host}:{port}" if port else host
+
+
+def _configuration(
+    job: ComparisonJob, processors: dict[str, BatchProcessor], shared: _Shared
+) -> dict[str, Any]:
+    """What each side ran, what differs, the prompt changes and who the customer was."""
+    described = {
+        side: config.described(processors[side].openai)
+        if isinstance(processors[side].openai, OpenAIWrapper)
+        else config.model_dump()
+        for side, config in job.sides.items()
+    }
+    prompt_diffs = {}
+    if job.a.spec != job.b.spec:
+        prompt_diffs = spec_diff(load_prompt_spec(job.a.spec), load_prompt_spec(job.b.spec))
+    model = getattr(shared.endpoint, "model", "?")
+    return {
+        "sides": described,
+        "differences": differing_fields(described["a"], described["b"]),
+        "prompt_diffs": prompt_diffs,
+        "customer": (
+            f"Both sides faced the same simulated customer and evaluator: the 'client' and "
+            f"'evaluator' prompts of spec {job.a.spec} (side A), on model {model}."
+        ),
+    }

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from conversation_engine.core._deadline import bounded
+from conversation_engine.core.contract import Usage
 from conversation_engine.core.outcome import ConversationOutcome, seed_of, unwrap_error
 from conversation_engine.core.settings import Settings, get_settings
 from conversation_engine.engines.bot import Bot
@@ -28,7 +29,12 @@ from conversation_engine.inputs.scenario import (
     parse_scenario,
     prepare_variables,
 )
-from conversation_engine.inputs.specs import PromptSpec, load_prompt_spec, resolve_spec_path
+from conversation_engine.inputs.specs import (
+    CLIENT_AGENT,
+    PromptSpec,
+    load_prompt_spec,
+    resolve_spec_path,
+)
 from conversation_engine.llm.endpoint import OpenAIWrapper, as_blocked_error, estimate_cost
 from conversation_engine.tools.base import ToolBackend
 from conversation_engine.tools.catalogue import ToolCatalogue
@@ -53,6 +59,12 @@ class ContractEngine(ABC):
     `Config`, and loads specs from the host's prompts directory only. Construction loads and
     validates the spec (a bad one raises `SpecError` at once) and is cheap enough to do per
     scenario; nothing needs closing.
+
+    Options (every engine): `tool_backend` (default: the emulated shop, or the HTTP tool API
+    when `TOOLS_URL` is set), `client_data` (the client-data source used for enrichment),
+    `settings`, and for A/B comparisons `customer_endpoint` and `customer_spec`: the endpoint
+    the simulated customer talks through and the spec whose `client` prompt it plays, so that
+    two sides with different models or specs still face the same customer.
     """
 
     def __init__(
@@ -63,6 +75,8 @@ class ContractEngine(ABC):
         tool_backend: ToolBackend | None = None,
         client_data: Any = None,
         settings: Settings | None = None,
+        customer_endpoint: OpenAIWrapper | None = None,
+        customer_spec: str | PromptSpec | None = None,
     ) -> None:
         host = HostService.of(openai_wrapper)
         base = settings or get_settings()
@@ -89,6 +103,16 @@ class ContractEngine(ABC):
         self.client_data = client_data or default_client_data(
             self.settings, self.openai.service_http_client
         )
+        self.customer_openai: OpenAIWrapper = customer_endpoint or self.openai
+        """The endpoint the simulated customer talks through (an A/B comparison gives both
+        sides the same one, whatever model each side's bot uses)."""
+        if isinstance(customer_spec, str):
+            customer_spec = load_prompt_spec(
+                resolve_spec_path(customer_spec, self.settings.PROMPTS_DIR),
+                tool_names=self.catalogue.names,
+            )
+        self.customer_specification: PromptSpec = customer_spec or self.prompt_specification
+        """The spec whose `client` prompt the customer plays (by default this engine's)."""
 
     async def run_conversation(
         self, scenario: dict[str, Any], max_turns: int | None = None, timeout_sec: int | None = None
@@ -134,11 +158,14 @@ class ContractEngine(ABC):
                 spec = self.prompt_specification.format(
                     variables, self.prompt_specification.conversation_agent_ids
                 )
-                client = spec.client
-                assert client is not None, "validated specs always have a client"
                 driver = ConversationDriver(
                     self._new_bot(spec, outcome, basic=basic),
-                    SimulatedClient(client.prompt, self.openai, held, seed=outcome.seed),
+                    SimulatedClient(
+                        self._customer_prompt(spec, variables),
+                        self.customer_openai,
+                        held,
+                        seed=outcome.seed,
+                    ),
                     outcome,
                     basic=basic,
                     greeting=greeting_of(variables),
@@ -163,16 +190,31 @@ class ContractEngine(ABC):
             if held is not None:
                 IN_FLIGHT_SESSIONS.release(held)
 
+    def _customer_prompt(self, spec: PromptSpec, variables: Mapping[str, Any]) -> str:
+        """The customer's persona: the formatted `client` prompt of the customer spec."""
+        if self.customer_specification is not self.prompt_specification:
+            spec = self.customer_specification.format(variables, [CLIENT_AGENT])
+        client = spec.client
+        assert client is not None, "validated specs always have a client"
+        return client.prompt
+
     def _finish(
         self, driver: ConversationDriver | None, outcome: ConversationOutcome
     ) -> ConversationOutcome:
         if driver is not None:
             driver.record_unfinished()
-        if outcome.session_id:
-            outcome.usage = self.openai.pop_usage(outcome.session_id)
-        outcome.usage.cost_usd = estimate_cost(
-            self.openai.model, outcome.usage.prompt_tokens, outcome.usage.completion_tokens
-        )
+        endpoints = dict.fromkeys((self.openai, self.customer_openai))
+        usage = Usage()
+        for endpoint in endpoints:
+            part = endpoint.pop_usage(outcome.session_id) if outcome.session_id else Usage()
+            # Each endpoint's tokens at its own model's price.
+            cost = estimate_cost(endpoint.model, part.prompt_tokens, part.completion_tokens)
+            usage.calls += part.calls
+            usage.prompt_tokens += part.prompt_tokens
+            usage.completion_tokens += part.completion_tokens
+            usage.total_tokens += part.total_tokens
+            usage.cost_usd += cost
+        outcome.usage = usage
         return outcome
 
 

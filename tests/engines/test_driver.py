@@ -224,3 +224,36 @@ async def test_both_engines_send_the_customer_the_same_requests(
         bodies[engine_class.__name__] = llm.by_role("client")
     assert len(bodies["LegacyConversationEngine"]) == 2
     assert bodies["AutogenConversationEngine"] == bodies["LegacyConversationEngine"]
+
+
+async def test_the_customer_can_come_from_another_spec_and_endpoint(
+    tmp_path: Path,
+    simulated_wrapper: OpenAIWrapper,
+    wire_wrapper: OpenAIWrapper,
+    respx_mock: respx.MockRouter,
+) -> None:
+    """An A/B side with its own spec and model still faces side A's customer on A's endpoint."""
+    customer_spec = json.loads(json.dumps(SPEC))
+    customer_spec["agents"]["client"]["prompt"] = "You are {{ CLIENT_NAME }}, side A's customer."
+    path_a, path_b = tmp_path / "a.json", tmp_path / "b.json"
+    path_a.write_text(json.dumps(customer_spec), encoding="utf-8")
+    path_b.write_text(json.dumps(SPEC), encoding="utf-8")
+    llm = ScriptedLLM(client=[text("Chicken, please."), call("end_call", {"reason": "bye"})])
+    respx_mock.post(f"{BASE_URL}/chat/completions").mock(side_effect=llm)
+    engine = LegacyConversationEngine(
+        simulated_wrapper, str(path_b), customer_endpoint=wire_wrapper, customer_spec=str(path_a)
+    )
+    result = await engine.run_conversation_with_tools(
+        {"name": "s", "variables": {"CLIENT_NAME": "Ann", "SEED": 5}}, max_turns=3
+    )
+    assert result["status"] == "completed"
+    customer_calls = llm.by_role("client")
+    assert len(customer_calls) == len(llm.requests) == 2  # only the customer used the wire
+    assert customer_calls[0]["messages"][0] == {
+        "role": "system",
+        "content": "You are Ann, side A's customer.",
+    }
+    # Every model call counts: the bot's on its endpoint and the customer's on the other.
+    bot_calls = simulated_wrapper.transport.stats.requests
+    assert bot_calls >= 2
+    assert result["usage"]["calls"] == bot_calls + 2

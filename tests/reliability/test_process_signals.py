@@ -202,17 +202,22 @@ def test_resuming_a_compare_refuses_other_options(model_url: str, tmp_path: Path
     from conversation_engine.compare.analysis import BootstrapSettings
     from conversation_engine.compare.harness import JOB_FILE as COMPARE_FILE
     from conversation_engine.compare.harness import ComparisonJob
+    from conversation_engine.compare.sides import SideConfig
 
     job = ComparisonJob(
-        engine_a="legacy", engine_b="autogen", spec="multiagent_prompts", scenario_count=2,
+        a=SideConfig(engine="legacy"), b=SideConfig(engine="autogen"), scenario_count=2,
         repeat=1, pass_threshold=3, concurrency=2, bootstrap=BootstrapSettings(),
         batch_ids={"a": "x", "b": "y"},
     )  # fmt: skip
     (tmp_path / COMPARE_FILE).write_text(job.model_dump_json(), encoding="utf-8")
-    process = cli(model_url, "compare", "--resume", str(tmp_path), "--b", "legacy", "--repeat", "3")
+    process = cli(
+        model_url, "compare", "--resume", str(tmp_path), "--b", "legacy", "--repeat", "3",
+        "--b-model", "other",
+    )  # fmt: skip
     stdout, stderr = finish(process)
     assert process.returncode == 2, stdout + stderr
     assert (
         "--resume finishes the comparison with what it was started with; drop --b legacy (the "
-        "comparison has autogen), --repeat 3 (the comparison has 1)."
+        "comparison has autogen), --repeat 3 (the comparison has 1), --b-model (the "
+        "comparison keeps its sides)."
     ) in " ".join(stderr.split())

@@ -33,7 +33,6 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from conversation_engine.core._deadline import CANCEL_GRACE_SECONDS, cancel_and_wait
 from conversation_engine.core.contract import CLIENT_SPEAKER, END_CALL_TOOL, HistoryEntry
 from conversation_engine.core.outcome import ConversationOutcome
-from conversation_engine.core.settings import Settings
 from conversation_engine.engines.autogen.adapter import ConversationAdapter
 from conversation_engine.engines.autogen.mas_factory import (
     MODEL_CALL_CAP_REASON,
@@ -50,7 +49,6 @@ from conversation_engine.engines.base import ContractEngine
 from conversation_engine.engines.bot import BotTurn
 from conversation_engine.inputs.specs import PromptSpec
 from conversation_engine.llm.rate_limit import RetryAfterTooLongError
-from conversation_engine.tools.base import ToolBackend
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +83,8 @@ class AutogenConversationEngine(ContractEngine):
     One engine serves any number of concurrent conversations: all per-conversation state
     (team, agents, model client, tools, client) is built fresh for each.
 
-    Options: `tool_backend` (default: the emulated shop, or the HTTP tool API when
-    `TOOLS_URL` is set), `client_data` (the client-data source used for enrichment),
-    `swarm_retries` (extra attempts after a transient model error, each on a team rebuilt
-    from the last checkpoint), `settings`.
+    Options: those of every engine (`ContractEngine`), and `swarm_retries`: extra attempts
+    after a transient model error, each on a team rebuilt from the last checkpoint.
     """
 
     def __init__(
@@ -96,18 +92,10 @@ class AutogenConversationEngine(ContractEngine):
         openai_wrapper: Any,
         prompt_spec_name: str = "default_prompts",
         *,
-        tool_backend: ToolBackend | None = None,
-        client_data: Any = None,
         swarm_retries: int = 1,
-        settings: Settings | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            openai_wrapper,
-            prompt_spec_name,
-            tool_backend=tool_backend,
-            client_data=client_data,
-            settings=settings,
-        )
+        super().__init__(openai_wrapper, prompt_spec_name, **options)
         self.swarm_retries = swarm_retries
 
     def _new_bot(self, spec: PromptSpec, outcome: ConversationOutcome, *, basic: bool) -> SwarmBot:
