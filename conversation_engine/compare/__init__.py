@@ -8,8 +8,15 @@ from conversation_engine.compare.analysis import (
     MetricComparison,
     compare_rows,
 )
-from conversation_engine.compare.harness import ComparisonRun, EngineRun, run_comparison
+from conversation_engine.compare.gate import gate_failures, parse_fail_on
+from conversation_engine.compare.harness import (
+    ComparisonRun,
+    EngineRun,
+    resume_comparison,
+    run_comparison,
+)
 from conversation_engine.compare.report import render_html, render_markdown, write_reports
+from conversation_engine.compare.sides import SideConfig
 from conversation_engine.compare.stats import (
     Distribution,
     Interval,
@@ -29,13 +36,17 @@ __all__ = [
     "EngineSummary",
     "Interval",
     "MetricComparison",
+    "SideConfig",
     "compare_rows",
+    "gate_failures",
     "paired_bootstrap",
     "paired_quantile_bootstrap",
+    "parse_fail_on",
     "pass_hat_k",
     "quantile",
     "render_html",
     "render_markdown",
+    "resume_comparison",
     "run_comparison",
     "write_reports",
 ]
