@@ -9,6 +9,13 @@ digits with their units (`number`, `metric_value`); no report shows an absolute 
 "Where A and B differ most" (`differing_pairs`) lists the scenario-trials whose two runs went
 most differently, with both transcripts side by side in the HTML.
 
+A comparison that knows its sides (`Comparison.sides`, filled by the harness) shows them in its
+header: what it tests (the fields that differ), each side's configuration side by side with the
+differing rows marked ≠ (`configuration_rows`), and who the customer and evaluator were. When
+the two specs differ, "Prompt changes" shows each changed agent's prompt diff (`diff_lines`):
+coloured lines in the HTML, a ```diff block in Markdown whose fence no prompt line can close.
+A bare `compare_rows` (no sides) renders none of this.
+
 The HTML report is one file that reads offline: inline CSS, inline SVG charts (`charts`), no
 script and no external asset. It is rendered by Jinja2 with autoescaping on, so transcript
 text (which comes from a model and may contain markup) is always shown, never interpreted.
@@ -21,6 +28,7 @@ escape, show a lone surrogate as U+FFFD.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +61,11 @@ from conversation_engine.compare.wording import (
     number,
     schedule_text,
     seconds,
+    side_field_label,
+    side_fields,
+    side_value,
     signed,
+    tests_text,
 )
 from conversation_engine.core._output import replace_file
 from conversation_engine.core._safe_text import json_dumps, without_surrogates
@@ -64,6 +76,10 @@ MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
 DIFFERING_PAIRS = 5
 """How many scenario-trials "Where A and B differ most" shows at most."""
+PROMPT_CHANGES_INTRO = (
+    "How spec B's prompt, tools and handoffs differ from spec A's, per agent that changed: a "
+    'line beginning with "-" is only in A, one beginning with "+" only in B.'
+)
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("conversation_engine.compare", "templates"),
@@ -177,6 +193,116 @@ def differing_intro(comparison: Comparison, shown: Sequence[DifferingPair]) -> s
     return f"The {len(shown)} of {runs} scenario-trial(s) that differ most. {order}"
 
 
+# ------------------------------------------------------------------------------ configuration
+
+
+@dataclass(frozen=True)
+class ConfigRow:
+    """One field of the configuration table: its name, each side's value, whether they differ."""
+
+    key: str
+    label: str
+    a: str
+    b: str
+    differs: bool
+
+
+def configuration_rows(comparison: Comparison) -> list[ConfigRow]:
+    """The configuration table, one row per field of `Comparison.sides` (engine, spec, model,
+    endpoint, key variable, temperature, tools); a row differs when `differences` names it.
+    Empty when the comparison does not know its sides."""
+    sides = comparison.sides
+    if not sides:
+        return []
+    side_a, side_b = sides.get("a", {}), sides.get("b", {})
+    differing = set(comparison.differences)
+    return [
+        ConfigRow(
+            key=key,
+            label=side_field_label(key),
+            a=side_value(side_a.get(key)),
+            b=side_value(side_b.get(key)),
+            differs=key in differing,
+        )
+        for key in side_fields(sides)
+    ]
+
+
+@dataclass(frozen=True)
+class DiffPart:
+    """A run of a diff line's text; `kind` "add" or "del" for a change shown as one, else ""."""
+
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    """One line of a prompt diff and what it is: "head" (---, +++, @@), "add" (only in B),
+    "del" (only in A), "same" (context) or "note" (a tools/handoffs change, an added agent)."""
+
+    kind: str
+    parts: tuple[DiffPart, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(part.text for part in self.parts)
+
+
+_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
+_LIST_CHANGE = re.compile(r"^(tools|handoffs): (.*)$")
+
+
+def _list_change(head: str, items: str) -> tuple[DiffPart, ...]:
+    """ "tools: -add_to_cart, +get_cart" with each removed and added item marked as such."""
+    parts = [DiffPart("", f"{head}: ")]
+    for index, item in enumerate(items.split(", ")):
+        if index:
+            parts.append(DiffPart("", ", "))
+        kind = {"-": "del", "+": "add"}.get(item[:1], "")
+        parts.append(DiffPart(kind, item))
+    return tuple(parts)
+
+
+def diff_lines(diff: str) -> list[DiffLine]:
+    """A prompt diff (`Comparison.prompt_diffs`) line by line, each with its kind.
+
+    Hunk lines are told apart by the counts of their `@@` header, so a prompt line that itself
+    begins with "--", "++" or "@@" is still a removed, added or context line; after the hunks
+    come the changes of tools and handoffs."""
+    lines = diff.split("\n")
+    found: list[DiffLine] = []
+    old = new = 0
+    for index, line in enumerate(lines):
+        kind = "note"
+        parts: tuple[DiffPart, ...] = (DiffPart("", line),)
+        previous = lines[index - 1] if index > 0 else ""
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        if old > 0 or new > 0:
+            if line.startswith("-") and old > 0:
+                kind, old = "del", old - 1
+            elif line.startswith("+") and new > 0:
+                kind, new = "add", new - 1
+            else:
+                kind, old, new = "same", max(0, old - 1), max(0, new - 1)
+        elif hunk := _HUNK.match(line):
+            kind = "head"
+            old, new = (1 if count is None else int(count) for count in hunk.groups())
+        elif (line.startswith("--- ") and following.startswith("+++ ")) or (
+            line.startswith("+++ ") and previous.startswith("--- ")
+        ):
+            kind = "head"
+        elif change := _LIST_CHANGE.match(line):
+            parts = _list_change(change.group(1), change.group(2))
+        found.append(DiffLine(kind, parts))
+    return found
+
+
+def prompt_changes(comparison: Comparison) -> list[tuple[str, list[DiffLine]]]:
+    """Per agent whose prompt, tools or handoffs differ between the specs, its diff lines."""
+    return [(agent, diff_lines(diff)) for agent, diff in comparison.prompt_diffs.items()]
+
+
 _ENV.filters["fmt"] = fmt
 _ENV.filters["signed"] = signed
 _ENV.filters["number"] = number
@@ -191,6 +317,7 @@ _ENV.globals.update(
     endpoint_text=endpoint_text,
     method_text=method_text,
     schedule_text=schedule_text,
+    tests_text=tests_text,
     percent=lambda value: _percent_or_dash(value),
 )
 
@@ -256,13 +383,18 @@ def render_markdown(comparison: Comparison) -> str:
         f"- **B** {_md(b.label)}: {_md(endpoint_text(b))}",
         "",
     ]
-    about = [f"Spec {_code(comparison.spec or '–')}"]
+    lines += _configuration_markdown(comparison)
+    # With a configuration table, each side's spec is in it; without, the one spec is here.
+    about = [] if comparison.sides else [f"Spec {_code(comparison.spec or '–')}"]
     if comparison.scenarios_file:
         about.append(f"scenarios {_code(comparison.scenarios_file)}")
+    about.append(
+        f"{comparison.scenario_count} scenario(s) × {comparison.repeat} trial(s), pass "
+        f"threshold {fmt(comparison.pass_threshold)}; generated {comparison.generated_at}."
+    )
+    sentence = ", ".join(about)
     lines += [
-        ", ".join(about) + f", {comparison.scenario_count} scenario(s) × "
-        f"{comparison.repeat} trial(s), pass threshold {fmt(comparison.pass_threshold)}; "
-        f"generated {comparison.generated_at}.",
+        sentence[0].upper() + sentence[1:],
         "",
         method_text(comparison),
         "",
@@ -280,6 +412,7 @@ def render_markdown(comparison: Comparison) -> str:
         )
     else:
         lines.append(no_difference_text(comparison))
+    lines += _prompt_changes_markdown(comparison)
     header = ["metric", f"A: {a.label}", f"B: {b.label}", "B − A", "interval", "pairs", "real?"]
     lines += ["", "## Metrics", ""]
     lines += _table(header, _metric_rows(comparison.paired))
@@ -398,6 +531,49 @@ def render_markdown(comparison: Comparison) -> str:
 
 def _percent_or_dash(value: float | None) -> str:
     return "–" if value is None else f"{number(value * 100)} %"
+
+
+def _strong(text: str) -> str:
+    """Bold text that an asterisk in `text` cannot end early."""
+    return "**" + text.replace("*", "\\*") + "**"
+
+
+def _configuration_markdown(comparison: Comparison) -> list[str]:
+    """What the comparison tests, each side's configuration side by side (the rows that
+    differ in bold, marked ≠), and who the customer was; nothing for unknown sides."""
+    rows = configuration_rows(comparison)
+    lines: list[str] = []
+    if rows:
+        lines += [tests_text(comparison) or "", ""]
+        lines += _table(
+            ["", f"A: {comparison.a.label}", f"B: {comparison.b.label}", "≠"],
+            [
+                [row.label, _strong(row.a), _strong(row.b), "≠"]
+                if row.differs
+                else [row.label, row.a, row.b, ""]
+                for row in rows
+            ],
+        )
+        lines += [""]
+    if comparison.customer:
+        lines += [_md(comparison.customer), ""]
+    return lines
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in `text`, so none of it can close it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _prompt_changes_markdown(comparison: Comparison) -> list[str]:
+    if not comparison.prompt_diffs:
+        return []
+    lines = ["", "## Prompt changes", "", PROMPT_CHANGES_INTRO]
+    for agent, diff in comparison.prompt_diffs.items():
+        fence = _fence(diff)
+        lines += ["", f"### {_md(agent)}", "", f"{fence}diff", diff, fence]
+    return lines
 
 
 def _differing_markdown(comparison: Comparison) -> list[str]:
@@ -577,6 +753,9 @@ def render_html(
     template = _ENV.get_template("report.html.j2")
     return template.render(
         c=comparison,
+        configuration=configuration_rows(comparison),
+        prompt_changes=prompt_changes(comparison),
+        prompt_changes_intro=PROMPT_CHANGES_INTRO,
         a=comparison.a,
         b=comparison.b,
         real=comparison.significant(),

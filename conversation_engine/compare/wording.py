@@ -1,5 +1,6 @@
 """The words and numbers of a comparison: how values, differences and intervals are written
-for people, the banner of a simulated run, the one-sentence headline and the method.
+for people, the banner of a simulated run, the one-sentence headline and the method, and
+what the comparison tests (the fields of its sides that differ).
 
 Shared by `analysis` (which stores the banner and headline in `comparison.json`) and `report`
 (which renders them); it needs nothing of either at run time.
@@ -8,7 +9,7 @@ Shared by `analysis` (which stores the banner and headline in `comparison.json`)
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -361,3 +362,51 @@ def schedule_text(comparison: Comparison) -> str | None:
         f"Both sides ran interleaved in one schedule of {seconds(a)} (wall clock); "
         "the conversation times are each side's conversations summed."
     )
+
+
+# ------------------------------------------------------------------------------ configuration
+
+
+SIDE_FIELD_LABELS = {
+    "engine": "engine",
+    "spec": "spec",
+    "model": "model",
+    "endpoint": "endpoint",
+    "base_url": "base URL",
+    "api_key_env": "key variable",
+    "temperature": "temperature",
+    "tools": "tools",
+    "tools_url": "tools URL",
+}
+"""How a report names each field of `Comparison.sides`, in the order it lists them."""
+
+
+def side_field_label(key: str) -> str:
+    """A field of `Comparison.sides` as a report names it ("api_key_env" → "key variable")."""
+    return SIDE_FIELD_LABELS.get(key, key.replace("_", " "))
+
+
+def side_fields(sides: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The fields of both sides in report order: the known ones first, then any other."""
+    found = dict.fromkeys(key for side in ("a", "b") for key in sides.get(side, {}))
+    return [key for key in SIDE_FIELD_LABELS if key in found] + [
+        key for key in found if key not in SIDE_FIELD_LABELS
+    ]
+
+
+def side_value(value: Any) -> str:
+    """A side's value of a field, for a table cell: "–" for none, numbers without zeros."""
+    if value is None or value == "":
+        return "–"
+    return fmt(value)
+
+
+def tests_text(comparison: Comparison) -> str | None:
+    """What the comparison tests, from the fields that differ between its sides: "This
+    comparison tests: spec, model." or, when none does, that it is an A/A comparison. None for
+    a comparison that does not know its sides."""
+    if not comparison.sides:
+        return None
+    if not comparison.differences:
+        return "Both sides are configured alike (an A/A comparison)."
+    return f"This comparison tests: {', '.join(map(side_field_label, comparison.differences))}."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from html.parser import HTMLParser
@@ -17,6 +18,7 @@ from conversation_engine.compare.report import (
     HTML_FILE,
     JSON_FILE,
     MARKDOWN_FILE,
+    diff_lines,
     differing_pairs,
     render_html,
     render_markdown,
@@ -589,6 +591,321 @@ def test_html_says_why_too_few_scenarios_flag_nothing() -> None:
     why = "No difference can be called real: only 2 scenario(s) were paired, and at least 10"
     assert why in text
     assert why in render_markdown(comparison)
+
+
+# ------------------------------------------------------------------------------ configuration
+
+SIDE_A = {
+    "engine": "autogen",
+    "spec": "multiagent_prompts",
+    "model": "gpt-4o-mini",
+    "endpoint": "api.openai.com",
+    "api_key_env": "(shared)",
+    "temperature": 0.7,
+    "tools": "(shared)",
+}
+SIDE_B = {**SIDE_A, "spec": "polite.json", "model": "gpt-4o"}
+CUSTOMER = (
+    "Both sides faced the same simulated customer and evaluator: the 'client' and 'evaluator' "
+    "prompts of spec multiagent_prompts (side A), on model gpt-4o-mini."
+)
+PROMPT_A = [
+    "You are the sales assistant.",
+    "Be brief.",
+    "-- old rule",  # removed: "--- old rule", like a file header
+    "Say goodbye.",
+]
+PROMPT_B = [
+    "You are the sales assistant.",
+    "Be thorough.",
+    "++ new rule",  # added: "+++ new rule", like a file header
+    "@@ -1 +1 @@ not a hunk",
+    "Say goodbye.",
+]
+HOSTILE_PROMPT = [
+    '<script>alert("owned")</script> & <b>bold</b>',
+    "```",
+    "Close the fence: ````",
+    "```diff",
+]
+
+
+def unified(a: list[str], b: list[str], agent: str, *extra: str) -> str:
+    """A prompt diff as the harness writes it (`sides.spec_diff`)."""
+    lines = difflib.unified_diff(a, b, fromfile=f"A {agent}", tofile=f"B {agent}", lineterm="")
+    return "\n".join([*lines, *extra])
+
+
+AGENT_DIFF = unified(PROMPT_A, PROMPT_B, "agent", "tools: -add_to_cart, +get_cart")
+HOSTILE_DIFF = unified(
+    ["Hello.", "````", "Bye."], ["Hello.", "````", *HOSTILE_PROMPT, "Bye."], "support"
+)
+"""Its context line " ````" would close a fence of up to four backticks."""
+
+
+def configured(comparison: Comparison, **update: Any) -> Comparison:
+    """`comparison` as the harness fills it: sides, what differs, prompt diffs, the customer."""
+    fields: dict[str, Any] = {
+        "sides": {"a": SIDE_A, "b": SIDE_B},
+        "differences": ["spec", "model"],
+        "prompt_diffs": {"agent": AGENT_DIFF, "support": HOSTILE_DIFF},
+        "customer": CUSTOMER,
+    }
+    return comparison.model_copy(update={**fields, **update})
+
+
+@pytest.fixture
+def two_specs() -> tuple[Comparison, list[dict[str, Any]], list[dict[str, Any]]]:
+    rows_a, rows_b = rows_for("a"), rows_for("b")
+    return configured(compared(rows_a, rows_b, spec="multiagent_prompts")), rows_a, rows_b
+
+
+def configuration_html(html: str) -> str:
+    """The configuration block of a report's header."""
+    found = re.search(r'<div class="configuration" id="configuration">(.*?)</div>', html, re.S)
+    assert found, "no configuration table"
+    return found.group(1)
+
+
+class Cells(HTMLParser):
+    """The rows of a table: the class of each `<tr>` and the text of its cells."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rows: list[tuple[str, list[str]]] = []
+        self._cell: list[str] | None = None
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self.rows.append((dict(attrs).get("class") or "", []))
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1][1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+class DiffView(HTMLParser):
+    """The lines of a `<pre class="diff">`: each line's kind, its text and its marked parts."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lines: list[dict[str, Any]] = []
+        self._part: str | None = None
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        classes = (dict(attrs).get("class") or "").split()
+        if tag == "span" and "line" in classes:
+            kind = next(name for name in classes if name.startswith("diff-"))
+            self.lines.append({"kind": kind, "text": "", "parts": []})
+        elif tag == "span":
+            self._part = next(name for name in classes if name.startswith("diff-"))
+            self.lines[-1]["parts"].append((self._part, ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        self._part = None
+
+    def handle_data(self, data: str) -> None:
+        if not self.lines:
+            return
+        self.lines[-1]["text"] += data
+        if self._part is not None:
+            kind, text = self.lines[-1]["parts"][-1]
+            self.lines[-1]["parts"][-1] = (kind, text + data)
+
+
+def diffs_of(html: str) -> dict[str, DiffView]:
+    """Per agent, the diff shown under "Prompt changes"."""
+    changes = re.search(r'<section id="prompt-changes">(.*?)</section>', html, re.S)
+    assert changes, "no prompt changes"
+    blocks = re.findall(r"<h3>(.*?)</h3>\s*<pre class=\"diff\">(.*?)</pre>", changes.group(1), re.S)
+    return {agent: DiffView(block) for agent, block in blocks}
+
+
+def test_the_configuration_table_sets_the_sides_side_by_side_and_marks_what_differs(
+    two_specs: tuple[Comparison, list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    comparison, rows_a, rows_b = two_specs
+    html = render_html(comparison, rows_a, rows_b)
+    header, *body = Cells(configuration_html(html)).rows
+    assert header[1] == ["", "A legacy", "B autogen", "≠"]
+    assert [cells for _, cells in body] == [
+        ["engine", "autogen", "autogen", ""],
+        ["spec", "multiagent_prompts", "polite.json", "≠"],
+        ["model", "gpt-4o-mini", "gpt-4o", "≠"],
+        ["endpoint", "api.openai.com", "api.openai.com", ""],
+        ["key variable", "(shared)", "(shared)", ""],
+        ["temperature", "0.7", "0.7", ""],
+        ["tools", "(shared)", "(shared)", ""],
+    ]
+    # Exactly the rows that differ are highlighted, by a class with a visible background.
+    assert [cells[0] for css, cells in body if "differs" in css.split()] == ["spec", "model"]
+    style = "".join(Page(html).styles)
+    assert re.search(r"tr\.differs (th|td)[^{]*\{[^}]*background: #", style)
+    text = Page(html).plain()
+    assert "This comparison tests: spec, model." in text
+    assert CUSTOMER in text
+    # In the header: after the headline and the endpoints, before the first section.
+    headline = html.index('id="headline"')
+    endpoints = html.index('class="endpoints"')
+    assert headline < endpoints < html.index('id="configuration"') < html.index("</header>")
+    assert html.index(CUSTOMER.replace("'", "&#39;")) < html.index("</header>")
+
+
+def test_markdown_sets_the_sides_side_by_side_with_the_differences_in_bold(
+    two_specs: tuple[Comparison, list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    markdown = render_markdown(two_specs[0])
+    head = markdown.split("## Verdict")[0]
+    table = [line for line in head.splitlines() if line.startswith("|")]
+    assert table == [
+        "|  | A: legacy | B: autogen | ≠ |",
+        "|---|---|---|---|",
+        "| engine | autogen | autogen |  |",
+        "| spec | **multiagent_prompts** | **polite.json** | ≠ |",
+        "| model | **gpt-4o-mini** | **gpt-4o** | ≠ |",
+        "| endpoint | api.openai.com | api.openai.com |  |",
+        "| key variable | (shared) | (shared) |  |",
+        "| temperature | 0.7 | 0.7 |  |",
+        "| tools | (shared) | (shared) |  |",
+    ]
+    tests = head.index("This comparison tests: spec, model.")
+    assert head.index("- **B** autogen:") < tests < head.index("| engine") < head.index(CUSTOMER)
+    # The spec of each side is in the table, so the summary line names none.
+    assert "Spec `" not in head and "\n13 scenario(s) × 1 trial(s)" in head
+
+
+def test_an_a_a_comparison_says_so_and_highlights_nothing(
+    two_specs: tuple[Comparison, list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    comparison, rows_a, rows_b = two_specs
+    alike = comparison.model_copy(
+        update={"sides": {"a": SIDE_A, "b": SIDE_A}, "differences": [], "prompt_diffs": {}}
+    )
+    html = render_html(alike, rows_a, rows_b)
+    sentence = "Both sides are configured alike (an A/A comparison)."
+    assert sentence in Page(html).plain()
+    assert not Page(configuration_html(html)).having("tr", "differs")
+    assert 'id="prompt-changes"' not in html
+    markdown = render_markdown(alike)
+    assert sentence in markdown and "≠ |\n|---" in markdown  # the column, never a mark
+    assert "| ≠ |" not in markdown.replace("| B: autogen | ≠ |", "")
+    assert "**(shared)**" not in markdown and "## Prompt changes" not in markdown
+
+
+def test_the_prompt_changes_colour_added_and_removed_lines(
+    two_specs: tuple[Comparison, list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    comparison, rows_a, rows_b = two_specs
+    html = render_html(comparison, rows_a, rows_b)
+    assert html.index('id="prompt-changes"') < html.index("<h2>Metrics</h2>")
+    lines = diffs_of(html)["agent"].lines
+    assert [(line["kind"], line["text"]) for line in lines] == [
+        ("diff-head", "--- A agent\n"),
+        ("diff-head", "+++ B agent\n"),
+        ("diff-head", "@@ -1,4 +1,5 @@\n"),
+        ("diff-same", " You are the sales assistant.\n"),
+        ("diff-del", "-Be brief.\n"),
+        ("diff-del", "--- old rule\n"),
+        ("diff-add", "+Be thorough.\n"),
+        ("diff-add", "+++ new rule\n"),
+        ("diff-add", "+@@ -1 +1 @@ not a hunk\n"),
+        ("diff-same", " Say goodbye.\n"),
+        ("diff-note", "tools: -add_to_cart, +get_cart\n"),
+    ]
+    assert lines[-1]["parts"] == [("diff-del", "-add_to_cart"), ("diff-add", "+get_cart")]
+    style = "".join(Page(html).styles)
+    for kind in ("diff-add", "diff-del", "diff-head"):
+        assert re.search(rf"\.line\.{kind} \{{[^}}]*(background|color): ", style), kind
+    assert "spec B's prompt, tools and handoffs differ from spec A's" in Page(html).plain()
+
+
+def test_a_diff_line_is_told_by_the_hunk_counts() -> None:
+    lines = diff_lines("--- A x\n+++ B x\n@@ -0,0 +1 @@\n+--- added\nhandoffs: +support")
+    assert [line.kind for line in lines] == ["head", "head", "head", "add", "note"]
+    assert [(part.kind, part.text) for part in lines[-1].parts] == [
+        ("", "handoffs: "),
+        ("add", "+support"),
+    ]
+    assert [line.kind for line in diff_lines("agent added in B")] == ["note"]
+
+
+def test_markup_in_a_prompt_is_shown_as_text(
+    two_specs: tuple[Comparison, list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    comparison, rows_a, rows_b = two_specs
+    html = render_html(comparison, rows_a, rows_b)
+    assert "<script>alert" not in html and "<b>bold</b>" not in html
+    support = diffs_of(html)["support"].lines
+    shown = [line["text"].rstrip("\n") for line in support if line["kind"] == "diff-add"]
+    assert shown == [f"+{line}" for line in HOSTILE_PROMPT]
+    assert not {tag for tag, _ in Page(html).tags} & {"script", "b"}
+
+
+def fenced_blocks(markdown: str) -> list[tuple[str, list[str]]]:
+    """The fenced code blocks of `markdown` as CommonMark closes them: the info string and the
+    lines up to the first line of only backticks, at least as many as the opening fence."""
+    blocks: list[tuple[str, list[str]]] = []
+    lines = iter(markdown.splitlines())
+    for line in lines:
+        opening = re.match(r"^ {0,3}(`{3,})([^`]*)$", line)
+        if not opening:
+            continue
+        fence, body = opening.group(1), []
+        for inner in lines:
+            if re.match(rf"^ {{0,3}}`{{{len(fence)},}}\s*$", inner):
+                break
+            body.append(inner)
+        blocks.append((opening.group(2).strip(), body))
+    return blocks
+
+
+def test_a_markdown_prompt_diff_cannot_break_out_of_its_fence(
+    two_specs: tuple[Comparison, list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    markdown = render_markdown(two_specs[0])
+    changes = markdown.split("## Prompt changes")[1].split("## Metrics")[0]
+    assert "### agent" in changes and "### support" in changes
+    assert fenced_blocks(changes) == [
+        ("diff", AGENT_DIFF.split("\n")),
+        ("diff", HOSTILE_DIFF.split("\n")),
+    ]
+    assert "\n`````diff\n" in changes  # one backtick more than the prompt's longest run
+    # The Verdict comes before the prompt changes, the metrics after.
+    assert markdown.index("## Verdict") < markdown.index("## Prompt changes")
+
+
+def test_a_comparison_without_its_sides_renders_nothing_new(tmp_path: Path) -> None:
+    rows_a, rows_b = rows_for("a"), rows_for("b")
+    comparison = compared(rows_a, rows_b, spec="multiagent_prompts")
+    assert comparison.sides == {} and comparison.prompt_diffs == {}
+    assert comparison.customer is None
+    html = render_html(comparison, rows_a, rows_b)
+    for absent in ('id="configuration"', 'id="prompt-changes"', "≠", "This comparison tests"):
+        assert absent not in html
+    assert "Spec <code>multiagent_prompts</code> · " in html
+    markdown = render_markdown(comparison)
+    for absent in ("≠", "This comparison tests", "configured alike", "## Prompt changes"):
+        assert absent not in markdown
+    assert "Spec `multiagent_prompts`, 13 scenario(s) × 1 trial(s)" in markdown
+    # With the sides but no prompt diff (the same spec), no "Prompt changes" either.
+    same_spec = configured(comparison, prompt_diffs={}, customer=None)
+    assert "Prompt changes" not in render_html(same_spec, rows_a, rows_b)
+    paths = write_reports(configured(comparison), rows_a, rows_b, tmp_path)
+    written = json.loads(paths["json"].read_text(encoding="utf-8"))
+    assert written["sides"] == {"a": SIDE_A, "b": SIDE_B}
+    assert written["differences"] == ["spec", "model"]
+    assert written["prompt_diffs"]["support"] == HOSTILE_DIFF
 
 
 # ------------------------------------------------------------------------------ terminal

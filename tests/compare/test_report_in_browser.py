@@ -5,7 +5,9 @@ no extra package). Errors are collected from every channel the DevTools console 
 uncaught exceptions, `console.error`, and browser log entries such as a resource that failed
 to load. The checks measure the laid-out page, so a chart or transcript that exists in the
 markup but is not drawn fails them: the simulated-LLM banner and the headline at the top of
-the page, and the two transcripts of "Where A and B differ most" side by side. A page with
+the page, the two transcripts of "Where A and B differ most" side by side, and in a
+comparison of two specs the configuration table in the header (the differing row highlighted)
+and the prompt change (removed lines red, added lines green, markup shown as text). A page with
 deliberate errors proves the detection works.
 
 Skipped when `chromium` is not installed, unless CONVERSATION_ENGINE_REQUIRE_BROWSER=1 (set by
@@ -32,6 +34,7 @@ import pytest
 from conversation_engine.compare.analysis import EndpointInfo, compare_rows
 from conversation_engine.compare.harness import ComparisonRun, run_comparison
 from conversation_engine.compare.report import write_reports
+from conversation_engine.compare.sides import SideConfig
 from conversation_engine.core.settings import get_settings
 from conversation_engine.inputs.scenario import load_scenarios
 
@@ -86,6 +89,53 @@ PAGE_STATE = """(() => {
     })(document.querySelector("#differ-most")),
   };
 })()"""
+
+
+# The configuration table in the header and the "Prompt changes" section, as laid out.
+CONFIGURATION_STATE = """(() => {
+  const drawn = element => {
+    const box = element.getBoundingClientRect();
+    const visible = element.checkVisibility({ opacityProperty: true, visibilityProperty: true });
+    return visible && box.width > 0 && box.height > 0;
+  };
+  const table = document.querySelector("#configuration table.config");
+  const changes = document.querySelector("#prompt-changes");
+  const lines = kind => changes ? [...changes.querySelectorAll(`pre.diff .line.diff-${kind}`)] : [];
+  const line = element => ({
+    text: element.innerText,
+    drawn: drawn(element),
+    background: getComputedStyle(element).backgroundColor,
+  });
+  return {
+    tests: (tests => tests && tests.innerText)(document.querySelector("#configuration .tests")),
+    table: table && {
+      drawn: drawn(table),
+      top: table.getBoundingClientRect().top,
+      columns: [...table.querySelectorAll("thead th")].map(cell => cell.innerText),
+      rows: [...table.querySelectorAll("tbody tr")].map(row => ({
+        cells: [...row.cells].map(cell => cell.innerText),
+        drawn: drawn(row),
+        differs: row.classList.contains("differs"),
+        background: getComputedStyle(row.cells[1]).backgroundColor,
+      })),
+    },
+    headlineTop: document.querySelector(".headline").getBoundingClientRect().top,
+    firstSectionTop: document.querySelector("h2").getBoundingClientRect().top,
+    changes: changes && {
+      drawn: drawn(changes),
+      heading: changes.querySelector("h2").innerText,
+      agents: [...changes.querySelectorAll("h3")].map(heading => heading.innerText),
+      added: lines("add").map(line),
+      removed: lines("del").map(line),
+      headers: lines("head").map(line),
+      markup: changes.querySelectorAll("pre.diff script, pre.diff b").length,
+    },
+    scripts: document.scripts.length,
+    text: document.body.innerText,
+  };
+})()"""
+REMOVED_RULE = "- When the customer says goodbye, thank them and say goodbye."
+ADDED_RULE = '- Greet the customer by name. <script>console.error("injected")</script> <b>now</b>'
 
 
 class Chromium:
@@ -278,6 +328,29 @@ def comparison_run(tmp_path_factory: pytest.TempPathFactory) -> ComparisonRun:
     )
 
 
+@pytest.fixture(scope="module")
+def two_specs_run(tmp_path_factory: pytest.TempPathFactory) -> ComparisonRun:
+    """The shipped spec (A) against a copy with one rule of the sales agent changed (B), on the
+    same engine, offline with the simulated LLM."""
+    folder = tmp_path_factory.mktemp("two-specs")
+    shipped = get_settings().PROMPTS_DIR / "multiagent_prompts.json"
+    spec = json.loads(shipped.read_text(encoding="utf-8"))
+    prompt = spec["agents"]["agent"]["prompt"]
+    assert REMOVED_RULE in prompt
+    spec["agents"]["agent"]["prompt"] = prompt.replace(REMOVED_RULE, ADDED_RULE)
+    changed = folder / "greeting.json"
+    changed.write_text(json.dumps(spec), encoding="utf-8")
+    scenarios = load_scenarios(get_settings().FIXTURES_DIR / "scenarios" / "smoke.json")
+    return asyncio.run(
+        run_comparison(
+            scenarios,
+            side_a=SideConfig(engine="autogen", spec="multiagent_prompts"),
+            side_b=SideConfig(engine="autogen", spec=str(changed)),
+            out_dir=folder / "compare",
+        )
+    )
+
+
 def test_the_report_renders_charts_and_transcripts_with_no_console_error(
     browser: Chromium, comparison_run: ComparisonRun
 ) -> None:
@@ -403,3 +476,48 @@ def test_the_check_sees_console_errors(browser: Chromium, tmp_path: Path) -> Non
     clean = tmp_path / "clean.html"
     clean.write_text("<!DOCTYPE html><html><body><p>fine</p></body></html>", encoding="utf-8")
     assert browser.console_errors(browser.open(clean.as_uri())) == []
+
+
+def test_a_report_of_two_specs_shows_the_configuration_and_the_prompt_change(
+    browser: Chromium, two_specs_run: ComparisonRun
+) -> None:
+    session = browser.open(two_specs_run.paths["html"].resolve().as_uri())
+    browser.widen(session)
+    assert browser.console_errors(session) == []  # the prompt's script did not run
+    page = browser.evaluate(session, CONFIGURATION_STATE)
+    assert page["tests"] == "This comparison tests: spec."
+    table = page["table"]
+    assert table is not None and table["drawn"], "no visible configuration table"
+    # In the header: below the headline, above the first section.
+    assert page["headlineTop"] < table["top"] < page["firstSectionTop"]
+    assert table["columns"] == ["", "A multiagent_prompts", "B greeting.json", "≠"]
+    rows = {row["cells"][0]: row for row in table["rows"]}
+    assert list(rows) == [
+        "engine",
+        "spec",
+        "model",
+        "endpoint",
+        "key variable",
+        "temperature",
+        "tools",
+    ]
+    assert all(row["drawn"] for row in rows.values())
+    assert rows["spec"]["cells"] == ["spec", "multiagent_prompts", "greeting.json", "≠"]
+    assert rows["endpoint"]["cells"][1:] == ["simulated LLM", "simulated LLM", ""]
+    assert [name for name, row in rows.items() if row["differs"]] == ["spec"]
+    highlighted = rows["spec"]["background"]
+    assert highlighted == "rgb(255, 241, 194)"
+    assert all(row["background"] != highlighted for row in rows.values() if not row["differs"])
+    assert "Both sides faced the same simulated customer and evaluator" in page["text"]
+
+    changes = page["changes"]
+    assert changes is not None and changes["drawn"], "no visible prompt changes"
+    assert changes["heading"] == "Prompt changes" and changes["agents"] == ["agent"]
+    assert [line["text"].strip() for line in changes["removed"]] == [f"-{REMOVED_RULE}"]
+    assert [line["text"].strip() for line in changes["added"]] == [f"+{ADDED_RULE}"]
+    for line in (*changes["removed"], *changes["added"]):
+        assert line["drawn"]
+    assert changes["removed"][0]["background"] == "rgb(255, 235, 233)"  # red
+    assert changes["added"][0]["background"] == "rgb(218, 251, 225)"  # green
+    assert [line["text"].strip()[:3] for line in changes["headers"]][:3] == ["---", "+++", "@@ "]
+    assert changes["markup"] == 0 and page["scripts"] == 0  # the prompt's markup is text
