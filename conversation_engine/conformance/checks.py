@@ -10,6 +10,14 @@ scenario and, where it applies, the history entry: `turn_numbering: scenario 'X'
 conversation_history[3]: ...`. A check that cannot apply to an engine (for example the shop
 cart part when the constructor takes no `tool_backend`) raises `CheckSkipped`.
 
+Checks depend on each other: a check `requires` the checks whose failure would make it fail
+too, for the same cause and with a misleading message (tool-call checks find agent entries by
+their speaker name, every check of a fault scenario applies the whole contract again, ...).
+`run_check` runs the prerequisites first; when one fails, the dependant is skipped with a
+reason naming the root failure (`CheckOutcome.blocked_by`), so one broken rule is reported
+once, by the check of its name. A prerequisite that is skipped as not applicable blocks
+nothing. `REQUIRES` holds the graph; registration order is a topological order of it.
+
 Use them through `check_engine(engine_cls)` (all checks, one report), one by one through
 `CHECKS[name](harness)`, or as a pytest suite (`conversation_engine.conformance.plugin`).
 Everything runs offline on the simulated LLM.
@@ -53,8 +61,25 @@ from conversation_engine.tools.catalogue import handoff_result, handoff_target
 
 CheckFn = Callable[[Harness], Awaitable[list[str]]]
 
-#: Every check by name, in the order they run.
+#: Every check by name, in the order they run (prerequisites first).
 CHECKS: dict[str, CheckFn] = {}
+
+#: The checks each check requires to pass (directly); see `run_check`.
+REQUIRES: dict[str, tuple[str, ...]] = {}
+
+#: The checks that apply one contract rule, strictly, to the normal conversations' results.
+#: A check that applies the whole contract to other results (faults, limits, basic mode,
+#: concurrency) requires them: a rule they already report broken would be reported again.
+FORMAT_CHECKS = (
+    "result_schema",
+    "client_end_call_entry",
+    "turn_numbering",
+    "speakers",
+    "tool_calls_shape",
+    "tool_results_alignment",
+    "content_not_null",
+    "timestamps",
+)
 
 #: Timeout check: model latency and conversation bound; the result must come back within
 #: `TIMEOUT_SEC + TIMEOUT_SLACK_SEC` (a bound checked only between turns overshoots by more).
@@ -69,8 +94,16 @@ class CheckSkipped(Exception):
     """The check does not apply to this engine; the message says why."""
 
 
-def check(name: str) -> Callable[[CheckFn], CheckFn]:
-    """Register a check under `name`; its messages are prefixed with the name."""
+def check(name: str, *, requires: Iterable[str] = ()) -> Callable[[CheckFn], CheckFn]:
+    """Register a check under `name`; its messages are prefixed with the name.
+
+    `requires`: checks registered before it whose failure makes this one meaningless (it
+    would fail for the same cause); `run_check` skips it when one of them fails.
+    """
+    prerequisites = tuple(requires)
+    unknown = [other for other in prerequisites if other not in CHECKS]
+    if unknown:
+        raise ValueError(f"check {name!r} requires {unknown}, which are not registered before it")
 
     def register(function: CheckFn) -> CheckFn:
         @functools.wraps(function)
@@ -79,6 +112,7 @@ def check(name: str) -> Callable[[CheckFn], CheckFn]:
 
         run.check_name = name  # type: ignore[attr-defined]
         CHECKS[name] = run
+        REQUIRES[name] = prerequisites
         return run
 
     return register
@@ -189,19 +223,17 @@ async def check_constructor_signature(harness: Harness) -> list[str]:
     return problems
 
 
-@check("result_schema")
+@check("result_schema", requires=["constructor_signature"])
 async def check_result_schema(harness: Harness) -> list[str]:
-    """Every result of a normal conversation passes `contract_violations` (tools mode): the
-    result-level rules strictly (keys, types, statuses, `tools_used: true`), every other rule
-    as engine tests and batch rows apply it (its strict form is the check of its name); and
-    `scenario` is the scenario's name."""
+    """Every normal conversation returns a result, and it passes the contract's result-level
+    rule strictly (keys, types, statuses, `tools_used: true`); `scenario` is the scenario's
+    name. Every other rule is the check of its name, strictly (a superset of the lenient form
+    engine tests and batch rows apply), so it is not repeated here."""
     runs = await harness.normal_runs()
     problems = unusable(runs)
-    others = [rule for rule in ContractRule if rule is not ContractRule.RESULT_SCHEMA]
     for run in runs:
         if run.result is not None:
             problems += contract_problems(run, ContractRule.RESULT_SCHEMA)
-            problems += contract_problems(run, *others, strict=False)
             if run.result.get("scenario") != run.name:
                 problems.append(
                     f"{where(run)}: result['scenario'] is {run.result.get('scenario')!r}, "
@@ -210,7 +242,7 @@ async def check_result_schema(harness: Harness) -> list[str]:
     return problems
 
 
-@check("normal_end")
+@check("normal_end", requires=["result_schema"])
 async def check_normal_end(harness: Harness) -> list[str]:
     """A conversation the client ends with `end_call` is `completed`, and stops right there."""
     runs = await harness.normal_runs()
@@ -245,7 +277,7 @@ async def check_normal_end(harness: Harness) -> list[str]:
     return problems
 
 
-@check("client_end_call_entry")
+@check("client_end_call_entry", requires=["result_schema"])
 async def check_client_end_call_entry(harness: Harness) -> list[str]:
     """The client's `end_call`: content `[ЗАВЕРШИЛ ЗВОНОК: <reason>]`, `tool_calls` holding the
     call, no `tool_results`, the last entry; no other client entry has tool fields."""
@@ -256,7 +288,7 @@ async def check_client_end_call_entry(harness: Harness) -> list[str]:
     return problems
 
 
-@check("turn_numbering")
+@check("turn_numbering", requires=["result_schema"])
 async def check_turn_numbering(harness: Harness) -> list[str]:
     """`turn` numbers exchanges: from 1, never skipping; whoever opened the conversation (the
     agent, or the client with a greeting) starts each exchange and the other side's entries
@@ -284,7 +316,7 @@ def _turn_problems(run: Run) -> list[str]:
     return problems + contract_problems(run, ContractRule.TURN_NUMBERING)
 
 
-@check("speakers")
+@check("speakers", requires=["turn_numbering"])
 async def check_speakers(harness: Harness) -> list[str]:
     """Tools mode: `client` or `agent_<id>` with `<id>` a service agent of the spec; the entry
     agent speaks first for the agent side; an agent that hands off to X is followed by agent_X."""
@@ -315,7 +347,33 @@ async def check_speakers(harness: Harness) -> list[str]:
     return problems
 
 
-@check("handoffs")
+@check("tool_calls_shape", requires=["normal_end", "speakers"])
+async def check_tool_calls_shape(harness: Harness) -> list[str]:
+    """`tool_calls` in OpenAI shape: `{id, type: "function", function: {name, arguments}}` with
+    `arguments` the JSON string of an object; a tools-mode conversation has some."""
+    runs = await harness.normal_runs()
+    problems = unusable(runs)
+    for run in runs:
+        if run.result is None:
+            continue
+        if not any(
+            entry_tool_calls(entry)
+            for _, entry in _entries(run)
+            if is_agent_speaker(entry.get("speaker"))
+        ):
+            problems.append(f"{where(run)}: no agent entry has tool_calls in tools mode")
+        problems += contract_problems(run, ContractRule.TOOL_CALLS_SHAPE)
+    return problems
+
+
+@check("tool_results_alignment", requires=["speakers", "tool_calls_shape"])
+async def check_tool_results_alignment(harness: Harness) -> list[str]:
+    """`tool_results` only on agent entries, one per call, in order; results are parsed JSON
+    (a JSON object or array left as a string was not parsed) or the raw string."""
+    return await _per_result(harness, ContractRule.TOOL_RESULTS_ALIGNMENT)
+
+
+@check("handoffs", requires=["normal_end", "tool_calls_shape", "tool_results_alignment"])
 async def check_handoffs(harness: Harness) -> list[str]:
     """A spec with handoffs: the product-then-date and date-then-product conversations hand the
     customer over, recorded as `handoff_<target>` calls with the legacy `handoff_completed`
@@ -353,39 +411,13 @@ async def check_handoffs(harness: Harness) -> list[str]:
     return problems
 
 
-@check("tool_calls_shape")
-async def check_tool_calls_shape(harness: Harness) -> list[str]:
-    """`tool_calls` in OpenAI shape: `{id, type: "function", function: {name, arguments}}` with
-    `arguments` the JSON string of an object; a tools-mode conversation has some."""
-    runs = await harness.normal_runs()
-    problems = unusable(runs)
-    for run in runs:
-        if run.result is None:
-            continue
-        if not any(
-            entry_tool_calls(entry)
-            for _, entry in _entries(run)
-            if is_agent_speaker(entry.get("speaker"))
-        ):
-            problems.append(f"{where(run)}: no agent entry has tool_calls in tools mode")
-        problems += contract_problems(run, ContractRule.TOOL_CALLS_SHAPE)
-    return problems
-
-
-@check("tool_results_alignment")
-async def check_tool_results_alignment(harness: Harness) -> list[str]:
-    """`tool_results` only on agent entries, one per call, in order; results are parsed JSON
-    (a JSON object or array left as a string was not parsed) or the raw string."""
-    return await _per_result(harness, ContractRule.TOOL_RESULTS_ALIGNMENT)
-
-
-@check("content_not_null")
+@check("content_not_null", requires=["result_schema"])
 async def check_content_not_null(harness: Harness) -> list[str]:
     """Every entry has `content`, a string (an agent that only called tools has "")."""
     return await _per_result(harness, ContractRule.CONTENT_NOT_NULL)
 
 
-@check("timestamps")
+@check("timestamps", requires=["result_schema"])
 async def check_timestamps(harness: Harness) -> list[str]:
     """Every entry has an ISO-8601 `timestamp` with a time zone; they never go back in time."""
     return await _per_result(harness, ContractRule.TIMESTAMPS)
@@ -400,7 +432,7 @@ async def _per_result(harness: Harness, rule: ContractRule) -> list[str]:
     return problems
 
 
-@check("session_id")
+@check("session_id", requires=["normal_end", "tool_calls_shape", "tool_results_alignment"])
 async def check_session_id(harness: Harness) -> list[str]:
     """One session id per conversation, its own: not the one the client-data source gave (when
     the engine takes `client_data`; that source gives every lookup the same id), the result's,
@@ -489,7 +521,7 @@ def cart_from_history(history: list[Any]) -> dict[tuple[str, int], float]:
     return cart
 
 
-@check("max_turns")
+@check("max_turns", requires=FORMAT_CHECKS)
 async def check_max_turns(harness: Harness) -> list[str]:
     """Stopping at `max_turns` exchanges is `completed` with `total_turns == max_turns`."""
     problems: list[str] = []
@@ -517,7 +549,7 @@ async def check_max_turns(harness: Harness) -> list[str]:
     return problems
 
 
-@check("timeout")
+@check("timeout", requires=FORMAT_CHECKS)
 async def check_timeout(harness: Harness) -> list[str]:
     """`timeout_sec` is a hard wall-clock bound: status `timeout` (never `completed`), returned
     promptly even during a slow model call, with the history produced so far."""
@@ -541,7 +573,7 @@ async def check_timeout(harness: Harness) -> list[str]:
     return problems
 
 
-@check("api_blocked")
+@check("api_blocked", requires=FORMAT_CHECKS)
 async def check_api_blocked(harness: Harness) -> list[str]:
     """A geographic block is `failed_api_blocked` with `graceful_degradation: true` and
     `partial_completion`; a block after the first agent reply keeps that reply."""
@@ -572,7 +604,7 @@ async def check_api_blocked(harness: Harness) -> list[str]:
     return problems
 
 
-@check("llm_failure")
+@check("llm_failure", requires=FORMAT_CHECKS)
 async def check_llm_failure(harness: Harness) -> list[str]:
     """A model error (HTTP 500 on every call) is `failed` with `error_type` naming the SDK
     error; a failure after the first agent reply keeps that reply."""
@@ -601,7 +633,7 @@ async def check_llm_failure(harness: Harness) -> list[str]:
     return problems
 
 
-@check("errors_become_results")
+@check("errors_become_results", requires=FORMAT_CHECKS)
 async def check_errors_become_results(harness: Harness) -> list[str]:
     """Nothing escapes: a scenario that is not a dict, and one missing the variables the
     prompts need, give `failed` results instead of exceptions."""
@@ -625,7 +657,7 @@ async def check_errors_become_results(harness: Harness) -> list[str]:
     return problems
 
 
-@check("greeting")
+@check("greeting", requires=["turn_numbering", "speakers"])
 async def check_greeting(harness: Harness) -> list[str]:
     """With `client_greeting` the client opens with exactly that text in turn 1, and the entry
     agent answers in turn 1."""
@@ -652,7 +684,7 @@ async def check_greeting(harness: Harness) -> list[str]:
     return problems
 
 
-@check("basic_mode")
+@check("basic_mode", requires=FORMAT_CHECKS)
 async def check_basic_mode(harness: Harness) -> list[str]:
     """`run_conversation`: speakers `agent`/`client`, no tool fields anywhere,
     `tools_used: false`, and the client's `end_call` marker (without tool_calls) ends it."""
@@ -684,7 +716,7 @@ async def check_basic_mode(harness: Harness) -> list[str]:
     return problems
 
 
-@check("determinism")
+@check("determinism", requires=["result_schema"])
 async def check_determinism(harness: Harness) -> list[str]:
     """The same scenario with the same `SEED` plays the same conversation (histories compared
     without timestamps and call ids)."""
@@ -723,7 +755,7 @@ def normalised_history(history: list[Any]) -> list[dict[str, Any]]:
     return normalised
 
 
-@check("session_isolation")
+@check("session_isolation", requires=[*FORMAT_CHECKS, "session_id"])
 async def check_session_isolation(harness: Harness) -> list[str]:
     """Concurrent conversations on one engine instance: distinct session ids, each result
     conforms, and each session's cart holds only its own conversation's items."""
@@ -783,10 +815,16 @@ class CheckOutcome:
     name: str
     failures: list[str] = field(default_factory=list)
     skipped: str | None = None
+    blocked_by: tuple[str, ...] = ()
+    """The failed checks (roots, not intermediate dependants) this one was skipped for."""
 
     @property
     def passed(self) -> bool:
         return not self.failures and self.skipped is None
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
 
 
 @dataclass
@@ -824,7 +862,36 @@ class ConformanceReport:
 
 
 async def run_check(harness: Harness, name: str) -> CheckOutcome:
-    """Run one registered check; a skip or an error inside the check itself is recorded."""
+    """Run one registered check, after its prerequisites; a skip, a failed prerequisite or an
+    error inside the check itself is recorded. Outcomes are kept on the harness, so each check
+    runs once per harness whichever order they are asked for in."""
+    if name not in CHECKS:
+        raise ValueError(f"Unknown conformance check {name!r}; the checks are {list(CHECKS)}.")
+    known = harness.outcomes.get(name)
+    if known is not None:
+        return known
+    roots: list[str] = []
+    for prerequisite in REQUIRES[name]:
+        before = await run_check(harness, prerequisite)
+        found = before.blocked_by or ((prerequisite,) if before.failed else ())
+        roots += [root for root in found if root not in roots]
+    if roots:
+        outcome = CheckOutcome(name, skipped=blocked_reason(roots), blocked_by=tuple(roots))
+    else:
+        outcome = await _run_alone(harness, name)
+    harness.outcomes[name] = outcome
+    return outcome
+
+
+def blocked_reason(roots: Iterable[str]) -> str:
+    """The skip reason of a check whose prerequisites `roots` failed."""
+    names = [f"'{root}'" for root in roots]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    noun = "check" if len(names) == 1 else "checks"
+    return f"depends on {noun} {listed}, which failed: fix that first"
+
+
+async def _run_alone(harness: Harness, name: str) -> CheckOutcome:
     try:
         failures = await CHECKS[name](harness)
     except CheckSkipped as skipped:
@@ -843,7 +910,10 @@ async def check_engine(
     checks: Iterable[str] | None = None,
     scenarios: Mapping[str, dict[str, Any]] | None = None,
 ) -> ConformanceReport:
-    """Run the checks (default: all) against an engine class; offline, on the simulated LLM."""
+    """Run the checks (default: all) against an engine class; offline, on the simulated LLM.
+
+    The prerequisites of the checks asked for run too (see `run_check`) but are reported only
+    when asked for; a check they block is reported skipped, naming them."""
     names = list(checks) if checks is not None else list(CHECKS)
     unknown = [name for name in names if name not in CHECKS]
     if unknown:

@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conversation_engine.conformance.scenarios import scenario_set
 from conversation_engine.engines import create_engine
@@ -24,6 +24,9 @@ from conversation_engine.inputs.scenario import ClientData
 from conversation_engine.llm.endpoint import OpenAIWrapper
 from conversation_engine.testing.simulated_llm import SimulationConfig
 from conversation_engine.tools.shop import EmulatedShop
+
+if TYPE_CHECKING:
+    from conversation_engine.conformance.checks import CheckOutcome
 
 DEFAULT_SPEC = "multiagent_prompts"
 
@@ -95,7 +98,8 @@ class Run:
 
 
 class Harness:
-    """Plays conversations of one engine class for the checks; caches the normal ones."""
+    """Plays conversations of one engine class for the checks; caches the normal ones and the
+    checks' outcomes."""
 
     def __init__(
         self,
@@ -111,6 +115,8 @@ class Harness:
         self.run_limit_sec = run_limit_sec
         self._normal: list[Run] | None = None
         self._accepted = _accepted_options(engine_cls)
+        self.outcomes: dict[str, CheckOutcome] = {}
+        """Each check's outcome once `run_check` ran it on this harness."""
 
     def accepts(self, option: str) -> bool:
         """Whether the engine's constructor takes this keyword option."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
+from types import ModuleType
 from typing import Any
 
 from conversation_engine.core.errors import UserInputError
@@ -25,10 +28,13 @@ def resolve_engine(name: str) -> type[Any]:
             f"Engine '{name}' is not 'autogen', 'legacy', 'rollout' or 'package.module:Class'."
         )
     try:
-        module = importlib.import_module(module_name)
+        module = _import_engine_module(module_name)
     except ImportError as error:
+        looked = ""
+        if isinstance(error, ModuleNotFoundError) and error.name == module_name.split(".")[0]:
+            looked = f"; looked on sys.path and in the current directory {os.getcwd()}"
         raise UserInputError(
-            f"Engine '{name}': cannot import module '{module_name}' ({error})."
+            f"Engine '{name}': cannot import module '{module_name}' ({error}){looked}."
         ) from error
     engine = getattr(module, class_name, None)
     if not inspect.isclass(engine):
@@ -41,6 +47,37 @@ def resolve_engine(name: str) -> type[Any]:
                 f"Engine '{name}' has no async method '{method}'; it does not honour the contract."
             )
     return engine
+
+
+def _import_engine_module(module_name: str) -> ModuleType:
+    """Import `module_name`; when it is not importable otherwise, from the current directory.
+
+    `python -m pytest` and `python -m conversation_engine.cli` put the current directory on
+    `sys.path`, the `pytest` and `conversation-engine` scripts do not, so a user's
+    `myengine.py` next to them was found by one and not the other. The directory is tried only
+    when the module itself (its top-level package) is not found, so it never shadows an
+    installed module, and only for that import: it is appended to `sys.path` (installed
+    modules still win for what the engine imports) and removed again afterwards: a sibling
+    module the engine imports while it loads is found, one it imports only later, at run
+    time, needs the directory on `sys.path` (PYTHONPATH=.) as before.
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        top_level = module_name.partition(".")[0]
+        cwd = os.getcwd()
+        if error.name != top_level or cwd in sys.path or "" in sys.path:
+            raise
+    sys.path.append(cwd)
+    try:
+        importlib.invalidate_caches()
+        return importlib.import_module(module_name)
+    finally:
+        # The last occurrence: the one appended above, even if the import added others.
+        for index in range(len(sys.path) - 1, -1, -1):
+            if sys.path[index] == cwd:
+                del sys.path[index]
+                break
 
 
 def engine_label(engine: type[Any]) -> str:
