@@ -1,8 +1,10 @@
-"""`conversation-engine specs list|show|validate`: the prompt specs.
+"""`conversation-engine specs list|show|validate|schema`: the prompt specs.
 
-`list` tabulates the specs in the spec directory, `show` prints one as JSON and `validate`
-loads one (which checks its structure, tools, handoff targets, client agent and agent ids)
-and names its agents. None of them loads AutoGen.
+`list` tabulates the specs in the spec directory, `show` prints one as JSON, `validate`
+loads one (which checks its structure, tools, python_tools, handoff targets, client agent,
+agent ids and templates, and reports every problem at once) and names its agents, and
+`schema` prints the JSON Schema of the spec format (`docs/specs.md` explains it). None of
+them loads AutoGen.
 """
 
 from __future__ import annotations
@@ -50,14 +52,28 @@ def specs_show(
 def specs_validate(
     name: Annotated[str, typer.Argument(help="Spec name or path.")], debug: DebugOption = False
 ) -> None:
-    """Check a spec: structure, tools, handoff targets, client agent, agent ids."""
+    """Check a spec: structure, tools, python_tools, handoff targets, client agent, agent ids."""
     with user_errors(debug):
         from conversation_engine.inputs.specs import load_prompt_spec
 
         spec = load_prompt_spec(name)
         agents = ", ".join(spec.agents)
+        own_tools = ", ".join(tool.name for tool in spec.declared_python_tools)
+        python_tools = f"; python tools {_t(own_tools)}" if own_tools else ""
         console.print(
             f"[green]OK[/] {_t(name)}: agents {_t(agents)}; entry agent "
-            f"'{_t(spec.entry_agent_id)}'.",
+            f"'{_t(spec.entry_agent_id)}'{python_tools}.",
             soft_wrap=True,
         )
+
+
+@specs_app.command("schema")
+def specs_schema(debug: DebugOption = False) -> None:
+    """Print the JSON Schema of prompt spec files (see docs/specs.md)."""
+    with user_errors(debug):
+        import json
+        import sys
+
+        from conversation_engine.inputs.spec_schema import spec_json_schema
+
+        sys.stdout.write(json.dumps(spec_json_schema(), indent=2) + "\n")

@@ -38,6 +38,7 @@ from conversation_engine.inputs.specs import (
 from conversation_engine.llm.endpoint import OpenAIWrapper, as_blocked_error, estimate_cost
 from conversation_engine.tools.base import ToolBackend
 from conversation_engine.tools.catalogue import ToolCatalogue
+from conversation_engine.tools.declared import with_declared_tools
 from conversation_engine.tools.default import default_tool_backend
 from conversation_engine.tools.session import SessionTools
 
@@ -61,7 +62,8 @@ class ContractEngine(ABC):
     scenario; nothing needs closing.
 
     Options (every engine): `tool_backend` (default: the emulated shop, or the HTTP tool API
-    when `TOOLS_URL` is set), `client_data` (the client-data source used for enrichment),
+    when `TOOLS_URL` is set; the spec's `python_tools` are served in front of it, whichever
+    it is), `client_data` (the client-data source used for enrichment),
     `settings`, and for A/B comparisons `customer_endpoint` and `customer_spec`: the endpoint
     the simulated customer talks through and the spec whose `client` prompt it plays, so that
     two sides with different models or specs still face the same customer.
@@ -88,18 +90,28 @@ class ContractEngine(ABC):
         self.prompt_spec_name = prompt_spec_name
         if tool_backend is None and host is not None and not self.settings.TOOLS_URL:
             warn_emulated_tools()
-        self.tool_backend: ToolBackend = tool_backend or default_tool_backend(
+        backend = tool_backend or default_tool_backend(
             self.settings, self.openai.service_http_client
         )
-        self.catalogue: ToolCatalogue = SessionTools("validation", self.tool_backend).catalogue
         if host is not None and not _names_a_file(prompt_spec_name):
             spec_path = host.resolve_spec(prompt_spec_name, base)
         else:
             spec_path = resolve_spec_path(prompt_spec_name, self.settings.PROMPTS_DIR)
+        catalogue = SessionTools("validation", backend).catalogue
+        # Validated against the backend's tools plus the spec's own python_tools ...
         self.prompt_specification: PromptSpec = load_prompt_spec(
-            spec_path, tool_names=self.catalogue.names
+            spec_path, tool_names=catalogue.names
         )
         log_spec_source(prompt_spec_name, spec_path)
+        # ... which are served in-process in front of that backend (tools/declared.py).
+        self.tool_backend: ToolBackend = with_declared_tools(
+            backend, self.prompt_specification.declared_python_tools
+        )
+        self.catalogue: ToolCatalogue = (
+            catalogue
+            if self.tool_backend is backend
+            else SessionTools("validation", self.tool_backend).catalogue
+        )
         self.client_data = client_data or default_client_data(
             self.settings, self.openai.service_http_client
         )

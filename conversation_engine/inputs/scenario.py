@@ -665,16 +665,24 @@ class InFlightSessions:
 IN_FLIGHT_SESSIONS = InFlightSessions()
 
 
+#: How many scenarios a failed `check_variables` lists one by one.
+MAX_LISTED_SCENARIOS = 10
+
+
 def check_variables(
     spec: PromptSpec, scenarios: Sequence[Scenario], *, source: str | Path | None = None
 ) -> None:
-    """Refuse, before anything runs, a scenario whose variables cannot render the spec.
+    """Refuse, before anything runs, scenarios whose variables cannot render the spec.
 
     Each scenario's variables are enriched as for a conversation, with placeholders for the
     client data a `client_id` would fetch, so only a variable that nothing could provide is
-    reported: `TemplateVariableError` (or `SpecError` for a template that fails otherwise)
-    naming the scenario file, the item and the variable.
+    reported. Every scenario is checked and every variable it lacks is named (in which
+    agents' prompts), all in one `TemplateVariableError` naming the scenario file and items.
+    A template that fails otherwise (a syntax error, a refused operation) is the spec's
+    problem, not the scenarios': `SpecError` for the first scenario that meets it.
     """
+    problems: list[str] = []
+    first: TemplateVariableError | None = None
     for index, scenario in enumerate(scenarios):
         data = None
         if scenario.get("client_id") not in (None, ""):
@@ -685,11 +693,24 @@ def check_variables(
         try:
             spec.format(variables, spec.conversation_agent_ids)
         except TemplateVariableError as error:
-            raise TemplateVariableError(
-                _prefixed(where, error), agent_id=error.agent_id, variable=error.variable
-            ) from None
+            problems.append(_prefixed(where, error))
+            first = first or error
         except SpecError as error:
             raise SpecError(_prefixed(where, error)) from None
+    if first is None:
+        return
+    if len(problems) == 1:
+        message = problems[0]
+    else:
+        subject = f"Scenario file '{source}'" if source else "The scenarios"
+        listed = [f"  - {problem}" for problem in problems[:MAX_LISTED_SCENARIOS]]
+        if len(problems) > MAX_LISTED_SCENARIOS:
+            listed.append(f"  - ... and {len(problems) - MAX_LISTED_SCENARIOS} more scenarios.")
+        message = (
+            f"{subject}: {len(problems)} scenarios lack variables the prompt spec "
+            f"'{spec.spec_name}' uses:\n" + "\n".join(listed)
+        )
+    raise TemplateVariableError(message, agent_id=first.agent_id, variable=first.variable)
 
 
 def _prefixed(where: str, error: Exception) -> str:

@@ -19,10 +19,18 @@ Differences from the legacy loader, all deliberate:
   scenario's variables and nothing else (no `_` attributes, no other files or templates,
   bounded work). What is visible in the text is refused by `validate()` when the spec is
   loaded, the rest by `format()`; both as `SpecError` naming the spec file and the agent.
+* Loading reports every problem at once: structural ones (unknown keys, wrong types), missing
+  `file:` prompts and the checks of `validate()` together, as one `SpecError`.
+* `python_tools` (an addition): modules or functions of `@python_tool`s the spec's agents may
+  use (`conversation_engine.tools.declared`); the engines serve them in front of their tool
+  backend. `format()` names every variable the scenario lacks, not only the first.
+
+The format is documented in `docs/specs.md`; `spec_json_schema()` is its JSON Schema.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import os
@@ -51,6 +59,12 @@ from conversation_engine.tools.catalogue import (
     handoff_tool_name,
     handoff_tool_schema,
 )
+from conversation_engine.tools.declared import (
+    PYTHON_TOOLS_KEY,
+    DeclaredTools,
+    resolve_python_tools,
+)
+from conversation_engine.tools.python_tools import PythonTool
 
 CLIENT_AGENT = "client"
 EVALUATOR_AGENT = "evaluator"
@@ -79,19 +93,92 @@ def _template(source: str) -> jinja2.Template:
     return _JINJA.from_string(source)
 
 
+#: How many missing variables one prompt is searched for (each costs a render).
+MAX_MISSING_VARIABLES = 100
+
+
+class MissingVariablesError(TemplateVariableError):
+    """Several variables the scenario lacks, or one that several agents use.
+
+    `missing` maps each variable to the agents that use it, in spec order; `agent_id` and
+    `variable` are the first of them (as for a single missing variable).
+    """
+
+    def __init__(self, spec_name: str, missing: Mapping[str, list[str]]) -> None:
+        self.missing = {variable: list(agents) for variable, agents in missing.items()}
+        listed = [
+            f"'{variable}' ({_agents_text(agents)})" for variable, agents in self.missing.items()
+        ]
+        if len(listed) == 1:
+            message = (
+                f"Prompt spec '{spec_name}' uses the variable {listed[0]}, which the scenario "
+                "does not provide; add it to the scenario's variables."
+            )
+        else:
+            message = (
+                f"Prompt spec '{spec_name}' uses {len(listed)} variables the scenario does not "
+                f"provide: {', '.join(listed[:-1])} and {listed[-1]}; add them to the "
+                "scenario's variables."
+            )
+        variable, agents = next(iter(self.missing.items()))
+        super().__init__(message, agent_id=agents[0], variable=variable)
+
+    @property
+    def variables(self) -> list[str]:
+        """The missing variables, in the order they were found."""
+        return list(self.missing)
+
+
+def _agents_text(agents: list[str]) -> str:
+    quoted = ", ".join(f"'{agent}'" for agent in agents)
+    return f"agent {quoted}" if len(agents) == 1 else f"agents {quoted}"
+
+
+def _missing_variables(source: str, variables: dict[str, Any], first: str) -> list[str]:
+    """Every variable `source` uses that `variables` lacks, starting with `first` (known).
+
+    Renders again with each missing variable as an empty, chainable placeholder until the
+    template renders or stops naming new variables; only called once rendering has failed.
+    """
+    found = [first]
+    trial = dict(variables)
+    for _ in range(MAX_MISSING_VARIABLES):
+        trial[found[-1]] = jinja2.ChainableUndefined(name=found[-1])
+        try:
+            render_bounded(_template(source), trial)
+        except jinja2.UndefinedError as exc:
+            match = _UNDEFINED_NAME.match(str(exc))
+            if match is None or match.group(1) in found:
+                break
+            found.append(match.group(1))
+        except Exception:  # another problem: the first error is reported as it was
+            break
+        else:
+            break
+    return found
+
+
 class AgentSpec(BaseModel):
     """One agent entry of a spec. Unknown keys are an error (the legacy loader raised TypeError)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     name: str
     """Display name, e.g. "Sales Agent"."""
     prompt: str
-    """The system prompt (a Jinja2 template); a `file:` reference is resolved on load."""
+    """The system prompt, a Jinja2 template rendered with the scenario's variables; or
+    "file:<name>.txt", a file in the spec's directory (or below it) holding the prompt."""
     tools: list[str] = Field(default_factory=list)
+    """The tools this agent may call: shipped tools (rag_find_products, add_to_cart,
+    remove_from_cart, get_cart, change_delivery_date, set_current_location, call_transfer,
+    end_call), tools declared in the spec's python_tools, or handoff_<agent> for a key of
+    handoffs. Each name at most once."""
     description: str | None = None
+    """What the agent does (documentation; the handoff descriptions are what agents read)."""
     handoffs: dict[str, str] = Field(default_factory=dict)
-    """Target agent id → description of when to hand off."""
+    """Target agent id -> when to hand off to it; each becomes a handoff_<target> tool whose
+    description is this text. Targets are service agents of the spec, never client,
+    evaluator or the agent itself."""
 
     _prompt_file: str | None = PrivateAttr(default=None)
     # The `file:` name the prompt came from, so template errors can point at the right file.
@@ -100,17 +187,28 @@ class AgentSpec(BaseModel):
 class PromptSpec(BaseModel):
     """A whole prompt specification: its agents in file order, plus how to start and tool them."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     name: str
     """Display name."""
     version: str = "1.0.0"
+    """The spec's version, free text (default "1.0.0")."""
     description: str | None = None
+    """What the spec is for (documentation)."""
     agents: dict[str, AgentSpec]
+    """The agents by id, in the order the file lists them. "client" (the simulated customer)
+    is required and "evaluator" (the scoring prompt) optional; every other agent is a
+    service agent, and at least one is required."""
     entry_agent: str | None = None
-    """The agent the conversation starts with; not in legacy files (see `entry_agent_id`)."""
+    """The service agent the conversation starts with; default: "agent" if the spec has
+    one, else the first service agent. Not in legacy files."""
+    python_tools: list[str] = Field(default_factory=list)
+    """Python tools the agents may list in their tools: "package.module" (every
+    @python_tool in it) or "package.module:function". Modules are imported from the Python
+    path, the current directory or the spec's directory. Not in legacy files."""
 
     _source_path: Path | None = PrivateAttr(default=None)
+    _declared: DeclaredTools | None = PrivateAttr(default=None)
 
     # ----------------------------------------------------------------------------- construction
 
@@ -118,23 +216,46 @@ class PromptSpec(BaseModel):
     def from_dict(cls, data: Any, *, source_path: Path | None = None) -> PromptSpec:
         """Build a spec from parsed JSON, resolving `file:` prompts next to `source_path`.
 
-        Raises `SpecError` with every structural problem as `<file>: <field>: <problem>`.
-        Does not run `validate()`; `load_prompt_spec` does both.
+        Raises `SpecError` with every structural problem and every unusable `file:` prompt as
+        `<file>: <field>: <problem>`. Does not run `validate()`; `load_prompt_spec` does both.
+        """
+        spec, problems = cls._parse(data, source_path)
+        if problems or spec is None:
+            raise SpecError(_join_problems(source_path, problems))
+        return spec
+
+    @classmethod
+    def _parse(cls, data: Any, source_path: Path | None) -> tuple[PromptSpec | None, list[str]]:
+        """The spec and the problems of its structure and `file:` prompts.
+
+        With structural problems the spec returned (if any) is built from the data without
+        its broken parts, so that `validate()` can report the other problems too; it must not
+        be used for anything else.
         """
         prefix = f"{source_path}: " if source_path else ""
         if not isinstance(data, dict):
-            raise SpecError(
+            problem = (
                 f"{prefix}the top level is a {_json_type(data)}; a prompt spec must be a JSON "
                 "object with 'name' and 'agents'."
             )
+            return None, [problem]
+        problems: list[str] = []
+        spec: PromptSpec | None
         try:
             spec = cls.model_validate(data)
         except ValidationError as exc:
-            problems = [f"{prefix}{_describe_pydantic_error(error)}" for error in exc.errors()]
-            raise SpecError(_join_problems(source_path, problems)) from None
+            errors = exc.errors()
+            problems = [f"{prefix}{_describe_pydantic_error(error)}" for error in errors]
+            repaired = _without_broken_parts(data, errors)
+            try:
+                spec = cls.model_validate(repaired) if repaired is not None else None
+            except ValidationError:
+                spec = None
+            if spec is None:
+                return None, problems
         spec._source_path = source_path
-        spec._resolve_file_prompts()
-        return spec
+        problems.extend(spec._resolve_file_prompts())
+        return spec, problems
 
     @property
     def source_path(self) -> Path | None:
@@ -149,13 +270,21 @@ class PromptSpec(BaseModel):
     def _where(self) -> str:
         return f"{self._source_path}: " if self._source_path else ""
 
-    def _resolve_file_prompts(self) -> None:
+    def _resolve_file_prompts(self) -> list[str]:
+        """Read every `file:` prompt; the problems of those that cannot be read."""
+        problems: list[str] = []
         for agent_id, agent in self.agents.items():
             if not agent.prompt.startswith(FILE_PROMPT_PREFIX):
                 continue
             reference = agent.prompt[len(FILE_PROMPT_PREFIX) :].strip()
-            agent.prompt = self._read_prompt_file(agent_id, reference)
+            try:
+                agent.prompt = self._read_prompt_file(agent_id, reference)
+            except SpecError as error:
+                problems.append(str(error))
+                agent.prompt = ""  # checked no further
+                continue
             agent._prompt_file = reference
+        return problems
 
     def _read_prompt_file(self, agent_id: str, reference: str) -> str:
         field = f"agents.{agent_id}.prompt"
@@ -257,6 +386,31 @@ class PromptSpec(BaseModel):
 
     # ------------------------------------------------------------------------------------ tools
 
+    def _declared_tools(self) -> DeclaredTools:
+        """The spec's `python_tools`, imported once per spec object."""
+        if self._declared is None:
+            if not self.python_tools:
+                self._declared = DeclaredTools()
+            else:
+                where = self._where() or f"Prompt spec '{self.name}': "
+                spec_dir = self._source_path.parent if self._source_path else None
+                self._declared = resolve_python_tools(
+                    self.python_tools, spec_dir=spec_dir, where=where
+                )
+        return self._declared
+
+    @property
+    def declared_python_tools(self) -> tuple[PythonTool, ...]:
+        """The tools `python_tools` declares (imported on first use).
+
+        Raises `SpecError` naming the spec, the entry and what to do when an entry names no
+        module, no such function, or something that is not a python tool.
+        """
+        declared = self._declared_tools()
+        if declared.problems:
+            raise SpecError(_join_problems(self._source_path, list(declared.problems)))
+        return declared.tools
+
     def get_tool_schemas(
         self, agent_id: str, catalogue: ToolCatalogue | None = None
     ) -> list[dict[str, Any]]:
@@ -265,10 +419,13 @@ class PromptSpec(BaseModel):
         The agent's `tools`, then `handoff_<target>` for each `handoffs` key not already listed.
         Handoff schemas carry the spec's handoff description. Names the catalogue does not know,
         and `handoff_X` entries with no `handoffs` key X, are dropped silently (as legacy did;
-        `validate()` is where they are reported). Duplicates are listed once.
+        `validate()` is where they are reported). Duplicates are listed once. The default
+        catalogue is the standard one plus the spec's `python_tools`.
         """
         agent = self.agent(agent_id)
-        catalogue = catalogue or ToolCatalogue()
+        if catalogue is None:
+            own = {tool.name: tool.schema() for tool in self._declared_tools().tools}
+            catalogue = ToolCatalogue(own)
         names = list(agent.tools)
         names += [handoff_tool_name(t) for t in agent.handoffs if handoff_tool_name(t) not in names]
         schemas: list[dict[str, Any]] = []
@@ -290,11 +447,15 @@ class PromptSpec(BaseModel):
     def validate(self, tool_names: Iterable[str] | None = None) -> list[str]:  # type: ignore[override]
         """Every problem of the spec as one sentence `<file>: <field>: <problem>`; [] if none.
 
-        `tool_names` are the tools agents may use; default: the standard `ToolCatalogue`.
+        `tool_names` are the tools agents may use; default: the standard `ToolCatalogue`. The
+        tools the spec's `python_tools` declare are added to them (their modules are imported
+        here, and a bad entry is a problem).
         """
         known_tools = frozenset(tool_names) if tool_names is not None else ToolCatalogue().names
+        declared = self._declared_tools()
+        known_tools |= declared.names
         where = self._where()
-        problems: list[str] = []
+        problems: list[str] = list(declared.problems)
         agent_ids = list(self.agents)
         service = self._service_ids_in_order()
 
@@ -360,7 +521,12 @@ class PromptSpec(BaseModel):
                     )
             elif tool not in known_tools:
                 known = ", ".join(sorted(known_tools))
-                problems.append(f"{field}: unknown tool '{tool}'; known tools: {known}.")
+                problems.append(
+                    f"{field}: unknown tool '{tool}'; known tools: {known}. For a tool of your "
+                    "own, write it as an async function decorated with @python_tool and "
+                    f'declare its module in the spec: "{PYTHON_TOOLS_KEY}": ["mytools"] '
+                    "(see docs/specs.md)."
+                )
             seen.add(tool)
         return problems
 
@@ -399,16 +565,36 @@ class PromptSpec(BaseModel):
 
         `agent_ids` limits rendering to those agents (the others keep their templates), so a
         conversation never fails on a prompt it does not use, such as the evaluator's.
-        Rendering is strict: a variable the template uses but `variables` lacks raises
-        `TemplateVariableError` naming the spec, agent and variable; a template syntax error
-        raises `SpecError` naming the agent and the line.
+        Rendering is strict: a variable the templates use but `variables` lacks raises
+        `TemplateVariableError` naming the spec, agent and variable, or, when several are
+        missing, `MissingVariablesError` naming all of them and the agents that use each; a
+        template syntax error raises `SpecError` naming the agent and the line.
         """
         formatted = self.model_copy(deep=True)
         context = dict(variables)
         wanted = None if agent_ids is None else set(agent_ids)
+        missing: dict[str, list[str]] = {}
+        first: TemplateVariableError | None = None
         for agent_id, agent in formatted.agents.items():
             if wanted is None or agent_id in wanted:
-                agent.prompt = self._render(agent_id, agent, context)
+                try:
+                    agent.prompt = self._render(agent_id, agent, context)
+                except TemplateVariableError as error:
+                    if error.variable is None:
+                        if first is None:
+                            raise
+                        continue
+                    first = first or error
+                    for variable in _missing_variables(agent.prompt, context, error.variable):
+                        missing.setdefault(variable, []).append(agent_id)
+                except SpecError:
+                    if first is None:
+                        raise
+                    # A later agent's other problem waits until the variables are there.
+        if first is not None:
+            if len(missing) == 1 and len(next(iter(missing.values()))) == 1:
+                raise first
+            raise MissingVariablesError(self.spec_name, missing)
         return formatted
 
     @property
@@ -519,6 +705,8 @@ class PromptSpec(BaseModel):
         }
         if self.entry_agent is not None:
             data["entry_agent"] = self.entry_agent
+        if self.python_tools:
+            data[PYTHON_TOOLS_KEY] = list(self.python_tools)
         return data
 
 
@@ -535,14 +723,16 @@ def load_prompt_spec(
 
     A `Path`, a string with a path separator, or an existing file is loaded directly; a bare
     name (with or without `.json`) is looked up in `spec_dir`, default `PROMPTS_DIR`. Tool names
-    are checked against `tool_names`, default the standard `ToolCatalogue`.
-    Raises `SpecError` naming the file and what to fix.
+    are checked against `tool_names`, default the standard `ToolCatalogue`, plus the tools of
+    the spec's `python_tools` (whose modules are imported here).
+    Raises `SpecError` naming the file and every problem, with what to fix.
     """
     path = resolve_spec_path(name_or_path, spec_dir)
     data = _read_spec_json(path)
-    spec = PromptSpec.from_dict(data, source_path=path)
-    problems = spec.validate(tool_names)
-    if problems:
+    spec, problems = PromptSpec._parse(data, path)
+    if spec is not None:
+        problems.extend(spec.validate(tool_names))
+    if problems or spec is None:
         raise SpecError(_join_problems(path, problems))
     return spec
 
@@ -692,6 +882,40 @@ def _describe_pydantic_error(error: Any) -> str:
     else:
         text = f"{text}, got {_json_type(error.get('input'))}"
     return f"{_format_loc(loc)}{text}."
+
+
+def _without_broken_parts(data: dict[str, Any], errors: Any) -> dict[str, Any] | None:
+    """`data` with every part a validation error points at removed, or given a placeholder
+    where the key is required (a name, a prompt, an agent); None when `agents` itself is
+    unusable, which leaves nothing to check."""
+    repaired = copy.deepcopy(data)
+    removals: dict[int, tuple[list[Any], set[int]]] = {}
+    for error in errors:
+        loc = tuple(error["loc"])
+        if not loc or loc == ("agents",):
+            return None
+        parent: Any = repaired
+        for part in loc[:-1]:
+            try:
+                parent = parent[part]
+            except (KeyError, IndexError, TypeError):
+                parent = None
+                break
+        key = loc[-1]
+        if isinstance(parent, list) and isinstance(key, int):
+            removals.setdefault(id(parent), (parent, set()))[1].add(key)
+        elif isinstance(parent, dict):
+            if loc[0] == "agents" and len(loc) == 2:
+                parent[key] = {"name": "", "prompt": ""}
+            elif (len(loc) == 1 and key == "name") or (
+                loc[0] == "agents" and len(loc) == 3 and key in ("name", "prompt")
+            ):
+                parent[key] = ""
+            else:
+                parent.pop(key, None)
+    for items, indexes in removals.values():
+        items[:] = [item for index, item in enumerate(items) if index not in indexes]
+    return repaired
 
 
 def _shorten(text: str, limit: int = 200) -> str:

@@ -9,6 +9,10 @@ and looks at its own tool calls and results after it to see how far it got:
   result → "Sorry, we don't have ...". A tool error → an apology.
 * delivery date / address: `change_delivery_date` / `set_current_location`, then a confirmation.
 * cart question: `get_cart`, then a summary. Goodbye: a farewell. Anything else: a greeting.
+* a business tool it does not know by name (a user's own tool, `KNOWN_TOOLS` are the
+  shipped ones): called once in the conversation this agent sees, when a request has been
+  served and before the agent says so, with arguments fitted to the tool's schema
+  (`custom_tools`). Shipped specs offer none, so their conversations are unchanged.
 
 A step whose tool this agent lacks goes to the offered handoff whose description best matches
 the need, unless that agent already handed this very request over (no ping-pong); then the
@@ -27,10 +31,19 @@ from typing import Any
 
 from conversation_engine.testing.simulated_llm import utterances as say
 from conversation_engine.testing.simulated_llm.chat_view import ChatView, ToolCallRecord
+from conversation_engine.testing.simulated_llm.custom_tools import (
+    ConversationHints,
+    example_arguments,
+)
 from conversation_engine.testing.simulated_llm.reply import Reply, call, text
 from conversation_engine.testing.simulated_llm.utterances import Amount, ClientRequest
+from conversation_engine.tools.catalogue import BUSINESS_TOOLS, EXECUTION_MESSAGE
 
 PRODUCT_CODE_RE = re.compile(r"\b[A-Z]{2}-\d{8}\b")
+
+#: The business tools the agent serves requests with by name; any other offered business
+#: tool is a custom one (see `_Turn.custom_tool_due`).
+KNOWN_TOOLS = frozenset(BUSINESS_TOOLS)
 
 #: Words in a handoff description that show the target can serve a kind of request.
 NEED_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -265,7 +278,54 @@ class _Turn:
             return self.use("get_cart", {})
         return self.lacking("cart", say.CANNOT_HELP_TEMPLATE)
 
+    # --- tools it does not know by name --------------------------------------------------
+
+    def custom_tool_due(self) -> str | None:
+        """The first offered custom tool this agent has not called in the conversation."""
+        called = self.view.called_tool_names()
+        for name in self.view.business_tools():
+            if name not in KNOWN_TOOLS and name not in called:
+                return name
+        return None
+
+    def use_custom(self, name: str) -> Reply:
+        """Call `name` with a value for each required argument of its schema."""
+        wanted = example_arguments(self.view.parameters(name), self._hints())
+        wanted.pop(EXECUTION_MESSAGE, None)  # `call` says the usual "One moment, please."
+        return self.use(name, wanted)
+
+    def _hints(self) -> ConversationHints:
+        request, amount = self.request, self.request.amount
+        product_code = None
+        for record in reversed(self.view.tool_calls_after(-1)):
+            found = find_product(record.result)
+            if found is not None:
+                product_code = found.code
+                break
+        _, request_text = self.view.latest_client_request()
+        return ConversationHints(
+            request_text=request_text,
+            item=amount.item if amount is not None else None,
+            quantity=amount.quantity_value if amount is not None else None,
+            date=request.date,
+            location_id=request.location_id,
+            product_code=product_code,
+        )
+
+    # --- the reply -----------------------------------------------------------------------
+
     def reply(self) -> Reply:
+        served = self.serve()
+        if served.tool_call is None and not self.basic_mode and self.request_index is not None:
+            # The request is served (or cannot be): a custom tool not called yet runs now,
+            # and the same words follow once its result is back.
+            custom = self.custom_tool_due()
+            if custom is not None:
+                return self.use_custom(custom)
+        return served
+
+    def serve(self) -> Reply:
+        """The reply that serves the client's latest request with the shop's tools."""
         request = self.request
         if request.kind == "product" and request.amount is not None:
             return self.product(request.amount)

@@ -193,6 +193,16 @@ class ChatView:
                 )
         return records
 
+    def called_tool_names(self) -> frozenset[str]:
+        """Every tool the requesting role has called in the conversation it is shown."""
+        return frozenset(
+            str((call.get("function") or {}).get("name", ""))
+            for message in self.messages
+            if message.get("role") == "assistant"
+            for call in message.get("tool_calls") or []
+            if isinstance(call, dict)
+        )
+
     def handoff_notices_after(self, index: int) -> list[HandoffNotice]:
         """Handoff notices that arrived after message `index`."""
         notices: list[HandoffNotice] = []
