@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "list_prompt_specs": "conversation_engine.inputs.specs",
     "Scenario": "conversation_engine.inputs.scenario",
     "load_scenarios": "conversation_engine.inputs.scenario",
+    "bundled_scenarios": "conversation_engine.inputs.scenario",
     "prepare_variables": "conversation_engine.inputs.scenario",
     # tools
     "ToolBackend": "conversation_engine.tools.base",
@@ -114,6 +115,7 @@ __all__ = [
     "UnknownToolError",
     "Usage",
     "UserInputError",
+    "bundled_scenarios",
     "contract_violations",
     "get_settings",
     "list_prompt_specs",
@@ -174,7 +176,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from conversation_engine.engines.host import HostService
     from conversation_engine.engines.legacy import LegacyConversationEngine
     from conversation_engine.engines.rollout import RolloutConversationEngine
-    from conversation_engine.inputs.scenario import Scenario, load_scenarios, prepare_variables
+    from conversation_engine.inputs.scenario import (
+        Scenario,
+        bundled_scenarios,
+        load_scenarios,
+        prepare_variables,
+    )
     from conversation_engine.inputs.specs import (
         AgentSpec,
         PromptSpec,

@@ -253,6 +253,21 @@ def _unreadable_json(where: str, exc: Exception) -> ScenarioError:
     return ScenarioError(f"{where} cannot be read as JSON ({type(exc).__name__}: {reason}).")
 
 
+#: The scenario files shipped with the package (`bundled_scenarios(name)`).
+BUNDLED_SCENARIOS = ("shop_scenarios.json", "smoke.json")
+
+
+def bundled_scenarios(name: str = "shop_scenarios.json") -> list[Scenario]:
+    """The scenarios shipped with the package, wherever it is installed and whatever the
+    current directory: the 12 shop scenarios by default, or `smoke.json` (2 short ones)."""
+    if name not in BUNDLED_SCENARIOS:
+        raise ScenarioError(
+            f"No bundled scenario file '{name}'; the bundled ones are: "
+            f"{', '.join(BUNDLED_SCENARIOS)}."
+        )
+    return load_scenarios(get_settings().FIXTURES_DIR / "scenarios" / name)
+
+
 def load_scenarios(path: str | Path) -> list[Scenario]:
     """Scenarios from a JSON array file, or from JSONL (one object per line).
 
