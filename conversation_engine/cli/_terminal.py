@@ -2,8 +2,8 @@
 
 Text from outside (results, spec files, paths, error messages) goes through `_t` (or
 `print_error`): printed as written, never as console markup, with escape sequences and
-control characters removed (`safe_text`). Heavy imports (settings, the endpoint, rich's
-progress bar) happen inside the functions that need them, so importing this module is cheap.
+control characters removed (`safe_text`). Heavy imports (settings, the endpoint; rich's
+progress bar lives in `progress`) happen inside the functions that need them, so importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -22,8 +23,6 @@ from rich.markup import escape
 from conversation_engine.core._safe_text import terminal_safe
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
     from conversation_engine.llm.endpoint import OpenAIWrapper
 
 # No emoji codes: ":smile:" in a model's reply or a file name is text, not a picture.
@@ -128,15 +127,59 @@ def default_scenarios_path() -> Path:
     return get_settings().FIXTURES_DIR / "scenarios" / DEFAULT_SCENARIOS
 
 
-def make_wrapper(quiet: bool = False) -> OpenAIWrapper:
-    """The configured endpoint, or the simulated LLM with a banner saying so."""
+def make_wrapper() -> OpenAIWrapper:
+    """The configured endpoint, or the simulated LLM; silent: `announce_endpoint` says which,
+    once the command's input has been checked (a user error prints its one line only)."""
     from conversation_engine.core.settings import get_settings
     from conversation_engine.llm.endpoint import OpenAIWrapper
 
-    settings = get_settings()
-    if not settings.uses_real_endpoint and not quiet:
+    return OpenAIWrapper.from_settings(get_settings())
+
+
+def endpoint_host(url: Any) -> str | None:
+    """The host (and port) of a base URL: never its credentials, path or query."""
+    try:
+        parts = urlsplit(str(url or "").strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"{host}:{port}" if port else host
+
+
+def endpoint_text(*, model: Any, host: str | None, simulated: bool) -> str:
+    """`model gpt-4o-mini on OpenAI-compatible endpoint api.openai.com` or `model simulated on
+    the simulated LLM (offline test double)`: kind, host and model, never a key."""
+    if simulated:
+        return f"model {model} on the simulated LLM (offline test double)"
+    return f"model {model} on OpenAI-compatible endpoint {host or '(unknown host)'}"
+
+
+def wrapper_host(wrapper: OpenAIWrapper) -> str | None:
+    """The host of an endpoint's base URL as the SDK resolved it (its default when none is
+    configured)."""
+    client = getattr(wrapper, "client", None)
+    return endpoint_host(getattr(client, "base_url", None) or wrapper.base_url)
+
+
+def wrapper_endpoint_text(wrapper: OpenAIWrapper) -> str:
+    """`endpoint_text` of an endpoint."""
+    return endpoint_text(
+        model=wrapper.model, host=wrapper_host(wrapper), simulated=wrapper.is_simulated
+    )
+
+
+def announce_endpoint(wrapper: OpenAIWrapper, lines: list[str] | None = None) -> None:
+    """Say which endpoint and model a command uses (stdout), and the simulated-LLM banner
+    (stderr) when it is the simulated LLM. `lines`: what to say instead of the wrapper's
+    endpoint (compare: one line per side)."""
+    for line in lines if lines is not None else [f"Using {wrapper_endpoint_text(wrapper)}."]:
+        console.print(_t(line), soft_wrap=True)
+    if wrapper.is_simulated:
         err_console.print(f"[yellow]{SIMULATED_BANNER}[/]")
-    return OpenAIWrapper.from_settings(settings)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -147,32 +190,3 @@ def write_json(path: Path, data: Any) -> None:
     from conversation_engine.core._safe_text import json_dumps
 
     write_output_file(path, json_dumps(data, indent=2))
-
-
-def progress_bar() -> Progress:
-    """A progress bar on `console`: done of total, failed, active, elapsed time and ETA.
-
-    Each task needs the fields `failed` and `active`.
-    """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("[red]{task.fields[failed]} failed"),
-        TextColumn("[cyan]{task.fields[active]} active"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-    )

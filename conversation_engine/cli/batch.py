@@ -27,12 +27,12 @@ from conversation_engine.cli._terminal import (
     ScenariosArgument,
     TimeoutOption,
     _t,
+    announce_endpoint,
     console,
     default_scenarios_path,
     err_console,
     make_wrapper,
     print_error,
-    progress_bar,
     quiet_cancellations,
     user_errors,
 )
@@ -82,6 +82,7 @@ def batch(
         from conversation_engine.batch import BatchProcessor, BatchProgress, ResultStorage
         from conversation_engine.batch.job import check_resume_options
         from conversation_engine.batch.storage import BATCH_FILES
+        from conversation_engine.cli.progress import ConversationClock, progress_bar
         from conversation_engine.core._output import check_output_dir
         from conversation_engine.core.errors import UserInputError
         from conversation_engine.core.settings import get_settings
@@ -142,6 +143,7 @@ def batch(
                         source=str(scenario_path) if scenario_path else None,
                     )
                 status = processor.get_batch_status(batch_id) or {}
+                announce_endpoint(wrapper)
                 verb = "Resuming" if resume else "Running"
                 console.print(
                     f"{verb} batch [bold]{_t(batch_id)}[/] ({_t(status.get('engine'))}, spec "
@@ -153,7 +155,8 @@ def batch(
                     signal.SIGINT,
                     lambda: processor.cancel_batch(batch_id, "interrupted (SIGINT)"),
                 )
-                with progress_bar() as progress:
+                clock = ConversationClock(processor.concurrency)
+                with progress_bar(clock) as progress:
                     task = progress.add_task(
                         "conversations",
                         total=status.get("total_scenarios"),
@@ -161,8 +164,14 @@ def batch(
                         failed=status.get("failed_scenarios", 0),
                         active=0,
                     )
+                    left = (status.get("total_scenarios") or 0) - (
+                        status.get("completed_scenarios") or 0
+                    )
+                    clock.update(task, left=left)
 
                     def on_progress(event: BatchProgress) -> None:
+                        seconds = event.row.duration_seconds if event.row is not None else None
+                        clock.update(task, left=event.total - event.done, seconds=seconds)
                         progress.update(
                             task, completed=event.done, failed=event.failed, active=event.active
                         )

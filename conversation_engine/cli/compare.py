@@ -30,14 +30,16 @@ from conversation_engine.cli._terminal import (
     ScenariosArgument,
     TimeoutOption,
     _t,
+    announce_endpoint,
     console,
     default_scenarios_path,
+    endpoint_text,
     err_console,
     make_wrapper,
     print_error,
-    progress_bar,
     quiet_cancellations,
     user_errors,
+    wrapper_host,
 )
 
 # Per-side options: `--a-<field>` and `--b-<field>` share their help.
@@ -70,6 +72,8 @@ SideToolsUrlOption = Annotated[
 
 if TYPE_CHECKING:
     from conversation_engine.compare.harness import ComparisonRun
+    from conversation_engine.compare.sides import SideConfig
+    from conversation_engine.llm.endpoint import OpenAIWrapper
 
 
 @app.command()
@@ -96,7 +100,7 @@ def compare(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Output directory (default RESULTS_DIR/compare-<time>)."),
+        typer.Option(help="Output directory (default: a new compare-<time> in RESULTS_DIR)."),
     ] = None,
     resume: Annotated[
         str | None,
@@ -140,15 +144,16 @@ def compare(
     ] = None,
     debug: DebugOption = False,
 ) -> None:
-    """A/B test two configurations on the same scenarios and seeds; write comparison.json,
-    report.md and a self-contained report.html.
+    """A/B test two configurations on the same scenarios and seeds.
 
-    A side is an engine (--a/--b), a spec (--spec for both, --a-spec/--b-spec for one), and
-    optionally its own model, base URL, API key variable, temperature and tool API; what a
-    side does not set it shares. The customer and the evaluator are the same on both sides.
+    Writes comparison.json, report.md and a self-contained report.html. A side is an engine
+    (--a/--b), a spec (--spec for both, --a-spec/--b-spec for one), and optionally its own
+    model, base URL, API key variable, temperature and tool API; what a side does not set it
+    shares. The customer and the evaluator are the same on both sides.
     """
     with user_errors(debug):
         from conversation_engine.batch import BatchProgress
+        from conversation_engine.cli.progress import ConversationClock, progress_bar
         from conversation_engine.compare import BootstrapSettings, run_comparison
         from conversation_engine.compare.gate import (
             GATE_FAILED_EXIT_CODE,
@@ -197,6 +202,7 @@ def compare(
             )
             sides = job.sides
             total = job.scenario_count * job.repeat
+            slots = job.concurrency
         else:
             scenario_path = scenarios or default_scenarios_path()
             loaded = load_scenarios(scenario_path)
@@ -217,6 +223,7 @@ def compare(
                 loaded, side_a=sides["a"], side_b=sides["b"], source=str(scenario_path)
             )
             total = len(loaded) * (repeat or 1)
+            slots = concurrency or get_settings().CONCURRENCY
             out_dir = out or results_dir / f"compare-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
         quiet_cancellations(debug)
         check_output_dir(out_dir)  # before anything runs, not after every conversation did
@@ -226,9 +233,13 @@ def compare(
             loop = asyncio.get_running_loop()
             current = asyncio.current_task()
             assert current is not None
-            loop.add_signal_handler(signal.SIGINT, current.cancel)
             try:
-                with progress_bar() as progress:
+                # A side's own endpoint needs its key variable: refused before anything shows.
+                lines = [await _side_line(sides, side, wrapper) for side in ("a", "b")]
+                announce_endpoint(wrapper, lines)
+                loop.add_signal_handler(signal.SIGINT, current.cancel)
+                clock = ConversationClock(slots)
+                with progress_bar(clock) as progress:
                     tasks = {
                         side: progress.add_task(
                             f"{side.upper()}: {_t(name)}", total=total, failed=0, active=0
@@ -239,7 +250,12 @@ def compare(
                         )
                     }
 
+                    for side in tasks:
+                        clock.update(side, left=total)
+
                     def on_progress(side: str, event: BatchProgress) -> None:
+                        seconds = event.row.duration_seconds if event.row is not None else None
+                        clock.update(side, left=event.total - event.done, seconds=seconds)
                         progress.update(
                             tasks[side],
                             completed=event.done,
@@ -294,6 +310,27 @@ def compare(
             raise typer.Exit(GATE_FAILED_EXIT_CODE)
         if gate:
             console.print(f"Gate passed: B is not flagged worse on {_t(', '.join(gate))}.")
+
+
+async def _side_line(sides: dict[str, SideConfig], side: str, shared: OpenAIWrapper) -> str:
+    """`A (legacy): model gpt-4o-mini on OpenAI-compatible endpoint api.openai.com`: which
+    endpoint and model a side uses (`SideConfig.described`: a host, never a key). Raises the
+    `UserInputError` of a side whose API key variable is not set."""
+    from conversation_engine.compare.sides import side_label
+
+    config = sides[side]
+    other = sides["b" if side == "a" else "a"]
+    endpoint = config.endpoint(shared)  # refuses a key variable that is not set
+    if endpoint is not shared:
+        await endpoint.aclose()
+    label = side_label(config, other, side.upper())
+    described = config.described(shared)
+    simulated = described["endpoint"] == "simulated LLM"
+    host = str(described["endpoint"])
+    if config.base_url is None or host.startswith("("):  # "(no host)": the SDK's default
+        host = wrapper_host(shared) or host
+    text = endpoint_text(model=described["model"], host=host, simulated=simulated)
+    return f"{side.upper()} ({label}): {text}"
 
 
 def _print_comparison(result: ComparisonRun) -> None:

@@ -1,24 +1,33 @@
 """`conversation-engine run`: play scenarios through one engine and show the transcripts.
 
 Loads the scenarios, builds the engine (checking the scenarios' variables against its spec),
-plays them with bounded concurrency (`batch.play.play_scenarios`), shows each transcript as
-its conversation ends (or, with `--json`, prints all results as JSON at the end) and writes
-the contract results to a JSON file. Nothing is scored; `batch` does that.
+says which endpoint and model it uses, plays them with bounded concurrency
+(`batch.play.play_scenarios`), shows each transcript as its conversation ends, with the
+agents' display names from the spec (or, with `--json`, prints all results as JSON at the
+end), under a progress bar when there are more than a few, and writes the contract results
+to a JSON file (`--out`: a file, or a directory to write `run-<time>.json` in). Ctrl-C stops
+it (exit 130) and writes the conversations that had finished. Nothing is scored; `batch`
+does that.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from conversation_engine.cli._apps import app
 from conversation_engine.cli._terminal import (
+    INTERRUPTED_EXIT_CODE,
     WRITE_FAILED_EXIT_CODE,
     BasicOption,
     ConcurrencyOption,
@@ -27,14 +36,22 @@ from conversation_engine.cli._terminal import (
     ScenariosArgument,
     TimeoutOption,
     _t,
+    announce_endpoint,
     console,
     default_scenarios_path,
+    err_console,
     make_wrapper,
     print_error,
     quiet_cancellations,
     user_errors,
     write_json,
 )
+from conversation_engine.core._deadline import CANCEL_GRACE_SECONDS
+
+#: How long Ctrl-C waits for the conversations in flight to wind down (`_settle`).
+SETTLE_SECONDS = 2 * CANCEL_GRACE_SECONDS
+#: `run` shows a progress bar (besides the transcripts) when it plays more scenarios than this.
+PROGRESS_BAR_ABOVE = 3
 
 
 @app.command()
@@ -48,16 +65,28 @@ def run(
     max_turns: MaxTurnsOption = None,
     timeout: TimeoutOption = None,
     concurrency: ConcurrencyOption = None,
-    out: Annotated[Path | None, typer.Option(help="Where to write the results JSON.")] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            metavar="<path>",
+            help="Results JSON file, or a directory (an existing one, or any path ending in "
+            "'/') to write run-<time>.json in. Default: RESULTS_DIR.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the results as JSON instead of transcripts.")
     ] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Play scenarios through an engine, show the transcripts and write the contract results."""
+    """Play scenarios through an engine, show the transcripts and write the contract results.
+
+    Ctrl-C stops the run (exit 130) and writes the conversations that had finished.
+    """
     with user_errors(debug):
         from conversation_engine.batch.play import play_scenarios
-        from conversation_engine.cli.transcript import print_transcript
+        from conversation_engine.cli.progress import ConversationClock, progress_bar
+        from conversation_engine.cli.transcript import display_names, print_transcript
         from conversation_engine.core._output import check_output_file
         from conversation_engine.core._safe_text import json_dumps
         from conversation_engine.core.settings import get_settings
@@ -70,49 +99,162 @@ def run(
         loaded = load_scenarios(scenario_path)
         quiet_cancellations(debug)
         engine_cls = resolve_engine(engine)
-        out = out or settings.RESULTS_DIR / f"run-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-        check_output_file(out)  # before anything runs, not after every conversation did
+        out_path = results_file(out, settings.RESULTS_DIR)
+        check_output_file(out_path)  # before anything runs, not after every conversation did
+        slots = concurrency or settings.CONCURRENCY
+        finished: dict[int, dict[str, Any]] = {}
+        names: dict[str, str] = {}
+        clock = ConversationClock(slots)
+        with_bar = not as_json and len(loaded) > PROGRESS_BAR_ABOVE
+        progress = progress_bar(clock) if with_bar else None
+        task = None
 
-        def show(_: int, result: dict[str, Any]) -> None:
+        def show(index: int, result: dict[str, Any]) -> None:
+            finished[index] = result
+            if progress is not None and task is not None:
+                left = len(loaded) - len(finished)
+                clock.update(task, left=left, seconds=result.get("duration_seconds"))
+                failed = sum(
+                    1 for r in finished.values() if str(r.get("status")).startswith("failed")
+                )
+                progress.update(
+                    task, completed=len(finished), failed=failed, active=min(slots, left)
+                )
             if as_json:
                 return
             try:
-                print_transcript(result, console)
+                print_transcript(result, console, names=names)
             except Exception:  # showing a result must never lose the results
                 logging.getLogger(__name__).exception("Could not show a transcript")
 
-        async def main() -> list[dict[str, Any]]:
-            wrapper = make_wrapper(quiet=as_json)
+        async def main() -> bool:
+            """Play the scenarios; False when Ctrl-C stopped it."""
+            nonlocal task
+            wrapper = make_wrapper()
+            loop = asyncio.get_running_loop()
+            current = asyncio.current_task()
+            assert current is not None
+            handles_sigint = False
             try:
                 instance = create_engine(engine_cls, wrapper, spec)
                 prompt_spec = getattr(instance, "prompt_specification", None)
                 if isinstance(prompt_spec, PromptSpec):
                     check_variables(prompt_spec, loaded, source=str(scenario_path))
-                return await play_scenarios(
+                    names.update(display_names(prompt_spec))
+                if not as_json:
+                    announce_endpoint(wrapper)
+                handles_sigint = _on_sigint(loop, current.cancel)
+                play = play_scenarios(
                     instance,
                     loaded,
                     basic=basic,
                     max_turns=max_turns,
                     timeout_sec=timeout,
-                    concurrency=concurrency or settings.CONCURRENCY,
+                    concurrency=slots,
                     on_result=show,
                 )
+                if progress is None:
+                    await play
+                else:
+                    with progress:
+                        task = progress.add_task(
+                            "conversations",
+                            total=len(loaded),
+                            failed=0,
+                            active=min(slots, len(loaded)),
+                        )
+                        clock.update(task, left=len(loaded))
+                        await play
+                return True
+            except asyncio.CancelledError:
+                await _settle(SETTLE_SECONDS)
+                return False
             finally:
+                if handles_sigint:
+                    loop.remove_signal_handler(signal.SIGINT)
                 await wrapper.aclose()
 
-        results = asyncio.run(main())
+        complete = asyncio.run(main())
+        results = [finished[index] for index in sorted(finished)]
+        if not complete:
+            _save_interrupted(results, len(loaded), out_path)
         try:
-            write_json(out, results if len(results) != 1 else results[0])
+            single = len(loaded) == 1 and len(results) == 1
+            write_json(out_path, results[0] if single else results)
         except OSError as error:
             print_error(
-                f"The results could not be written to '{out}' ({error.strerror or error}); "
+                f"The results could not be written to '{out_path}' ({error.strerror or error}); "
                 f"{len(results)} conversation(s) ran, nothing was saved."
             )
             raise typer.Exit(WRITE_FAILED_EXIT_CODE) from None
         if as_json:
             sys.stdout.write(json_dumps(results, indent=2, for_terminal=True) + "\n")
         else:
-            _print_summary(results, out)
+            _print_summary(results, out_path)
+
+
+def _on_sigint(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> bool:
+    """Make Ctrl-C call `callback`; False where a loop cannot take signals (a thread other
+    than the main one: a host or a test running the command; Windows), Ctrl-C then stays
+    Python's KeyboardInterrupt."""
+    try:
+        loop.add_signal_handler(signal.SIGINT, callback)
+    except (RuntimeError, ValueError, NotImplementedError):
+        return False
+    return True
+
+
+async def _settle(grace: float) -> None:
+    """After Ctrl-C, wait at most `grace` seconds for the conversations to wind down.
+
+    `play_scenarios` stops waiting at the first cancelled conversation; the others (each
+    bounded by its engine) and AutoGen's runtime tasks are still ending. Left to `asyncio.run`
+    they would be cancelled once more at exit, and AutoGen's runtime reports that with a
+    traceback. A second Ctrl-C stops waiting.
+    """
+    current = asyncio.current_task()
+    others = {task for task in asyncio.all_tasks() if task is not current}
+    if not others:
+        return
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait(others, timeout=grace)
+
+
+def results_file(out: str | None, results_dir: Path) -> Path:
+    """Where `run` writes its results: `out`, or `run-<time>.json` inside it when it is an
+    existing directory or ends in a slash, or inside `results_dir` when it is not given."""
+    name = f"run-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    if out is None:
+        return results_dir / name
+    path = Path(out)
+    if out.endswith(("/", os.sep)) or path.is_dir():
+        return path / name
+    return path
+
+
+def _save_interrupted(results: list[dict[str, Any]], total: int, out: Path) -> NoReturn:
+    """After Ctrl-C: write the conversations that finished, say so, exit 130."""
+    if not results:
+        err_console.print(
+            f"[yellow]Interrupted:[/] none of the {total} conversation(s) had finished; "
+            "nothing was saved.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(INTERRUPTED_EXIT_CODE)
+    try:
+        write_json(out, results)
+    except OSError as error:
+        print_error(
+            f"Interrupted, and the {len(results)} finished conversation(s) could not be written "
+            f"to '{out}' ({error.strerror or error}); nothing was saved."
+        )
+        raise typer.Exit(WRITE_FAILED_EXIT_CODE) from None
+    err_console.print(
+        f"[yellow]Interrupted:[/] {len(results)} of {total} conversation(s) finished; saved "
+        f"them to [cyan]{_t(out)}[/]",
+        soft_wrap=True,
+    )
+    raise typer.Exit(INTERRUPTED_EXIT_CODE)
 
 
 def _print_summary(results: list[dict[str, Any]], out: Path) -> None:

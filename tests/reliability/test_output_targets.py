@@ -92,10 +92,12 @@ def fill(disk: Path, leave: int) -> None:
 # ------------------------------------------------------------------ refused before anything runs
 
 
-def test_run_into_an_existing_directory_is_refused_before_running(tmp_path: Path) -> None:
+def test_run_into_an_existing_directory_writes_inside_it(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", SMOKE, "--out", str(tmp_path)])
-    assert_refused(result, f"--out '{tmp_path}' is a directory", "give a file name")
-    assert list(tmp_path.iterdir()) == []
+    assert result.exit_code == 0, result.output
+    (written,) = tmp_path.iterdir()
+    assert re.fullmatch(r"run-\d{8}T\d{6}Z\.json", written.name)
+    assert len(json.loads(written.read_text(encoding="utf-8"))) == 2
 
 
 def test_run_below_a_file_is_refused(tmp_path: Path) -> None:
@@ -318,6 +320,6 @@ def test_paths_with_markup_escape_codes_and_bad_bytes_are_printed_as_text(tmp_pa
     for output in (result.output,):
         assert "[/] [bold]y" in output
         assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]", output), output
-    blocked = runner.invoke(app, ["run", SMOKE, "--out", str(odd)])
-    assert blocked.exit_code == 2 and "[/] [bold]y" in blocked.output
-    assert "\x1b" not in blocked.output
+    inside = runner.invoke(app, ["run", SMOKE, "--out", str(odd)])  # a directory: written inside
+    assert inside.exit_code == 0 and "[/] [bold]y" in inside.output
+    assert "\x1b" not in inside.output

@@ -8,6 +8,7 @@ as themselves.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import openai
@@ -16,6 +17,33 @@ from autogen_ext.models.openai import OpenAIChatCompletionClient
 from autogen_ext.models.openai._model_info import get_info
 
 from conversation_engine.llm.endpoint import OpenAIWrapper, wire_error_of
+
+#: AutoGen's warning when the model a server reports differs from the one it resolved the
+#: configured name to only by a date suffix: "gpt-4o-mini" resolves to
+#: "gpt-4o-mini-2024-07-18", and a server may answer either name (the served model name
+#: legitimately carries, or drops, the snapshot date). Only that case is silenced: the same
+#: name (group 1) on both sides, each with or without a `-YYYY-MM-DD` or `-MMDD` suffix. A
+#: reply from another model altogether still warns.
+DATED_MODEL_MISMATCH = (
+    r"Resolved model mismatch: (\S+?)(?:-\d{4}-\d{2}-\d{2}|-\d{4})? != "
+    r"\1(?:-\d{4}-\d{2}-\d{2}|-\d{4})?\. "
+)
+
+
+def silence_dated_model_name_warning() -> None:
+    """Ignore AutoGen's "Resolved model mismatch" warning for a date suffix (see
+    `DATED_MODEL_MISMATCH`): it printed twice per run against a real server, even inside the
+    progress bar, about a name that is right.
+
+    Installed on import and again each time a client is built (`autogen_model_client`): a
+    caller's `warnings.catch_warnings()` (pytest wraps every test in one) restores the filters
+    it found on exit, dropping one installed inside it. Installing it again is idempotent (the
+    same filter moves to the front of the list, it is never added twice).
+    """
+    warnings.filterwarnings("ignore", message=DATED_MODEL_MISMATCH, category=UserWarning)
+
+
+silence_dated_model_name_warning()
 
 #: What AutoGen is told about a model it does not know (Ollama, vLLM, LM Studio, simulated).
 DEFAULT_MODEL_INFO = ModelInfo(
@@ -46,6 +74,7 @@ def autogen_model_client(
     Temperature and seed are sent on every request; parallel tool calls are off because a
     Swarm executes only the first of several handoffs.
     """
+    silence_dated_model_name_warning()
     options: dict[str, Any] = {**endpoint.client_options(), "parallel_tool_calls": False}
     model_info = model_info_for(endpoint)
     if model_info is not None:
