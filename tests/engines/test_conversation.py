@@ -31,36 +31,14 @@ from conversation_engine.engines.legacy import LegacyConversationEngine
 from conversation_engine.llm.endpoint import OpenAIWrapper
 from conversation_engine.tools.catalogue import handoff_result
 from conversation_engine.tools.shop import EmulatedShop
+from tests.engines.conftest import SHOP_SPEC
 from tests.scripted_llm import BASE_URL, ScriptedLLM, call, error, role_of, text
 
 EngineClass = type[ContractEngine]
 
 BUTTER = "CB-00000135"
 
-SPEC: dict[str, Any] = {
-    "name": "Test shop",
-    "version": "1.0.0",
-    "agents": {
-        "agent": {
-            "name": "Sales",
-            "prompt": "You sell food to {{ CLIENT_NAME }}.",
-            "tools": ["rag_find_products", "add_to_cart", "get_cart"],
-            "handoffs": {"support": "Delivery dates and addresses."},
-        },
-        "support": {
-            "name": "Support",
-            "prompt": "You handle deliveries for {{ CLIENT_NAME }}.",
-            "tools": ["change_delivery_date", "set_current_location", "end_call"],
-            "handoffs": {"agent": "Products and cart."},
-        },
-        "client": {
-            "name": "Customer",
-            "prompt": "You are {{ CLIENT_NAME }}, buying food.",
-            "tools": [],
-        },
-        "evaluator": {"name": "Evaluator", "prompt": "Score the call.", "tools": []},
-    },
-}
+SPEC = SHOP_SPEC
 
 #: Variables the shipped specs' client prompt needs, for the simulated LLM.
 SHOP_VARIABLES: dict[str, Any] = {
@@ -108,13 +86,6 @@ def engine_class(request: pytest.FixtureRequest) -> EngineClass:
 def differs(engine_class: EngineClass) -> dict[str, Any]:
     """This engine's side of `DIFFERENCES`."""
     return DIFFERENCES[engine_class]
-
-
-@pytest.fixture
-def spec_path(tmp_path: Path) -> str:
-    path = tmp_path / "shop.json"
-    path.write_text(json.dumps(SPEC), encoding="utf-8")
-    return str(path)
 
 
 def scenario(name: str = "buy butter", **variables: Any) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,41 +23,12 @@ from conversation_engine.core.settings import Settings
 from conversation_engine.engines.legacy import TAKEOVER_INSTRUCTION, LegacyConversationEngine
 from conversation_engine.llm.endpoint import OpenAIWrapper
 from conversation_engine.tools.shop import EmulatedShop
+from tests.engines.conftest import SHOP_SPEC
 from tests.scripted_llm import BASE_URL, ScriptedLLM, call, text
 
 BUTTER = "CB-00000135"
 
-SPEC: dict[str, Any] = {
-    "name": "Test shop",
-    "version": "1.0.0",
-    "agents": {
-        "agent": {
-            "name": "Sales",
-            "prompt": "You sell food to {{ CLIENT_NAME }}.",
-            "tools": ["rag_find_products", "add_to_cart", "get_cart"],
-            "handoffs": {"support": "Delivery dates and addresses."},
-        },
-        "support": {
-            "name": "Support",
-            "prompt": "You handle deliveries for {{ CLIENT_NAME }}.",
-            "tools": ["change_delivery_date", "set_current_location", "end_call"],
-            "handoffs": {"agent": "Products and cart."},
-        },
-        "client": {
-            "name": "Customer",
-            "prompt": "You are {{ CLIENT_NAME }}, buying food.",
-            "tools": [],
-        },
-        "evaluator": {"name": "Evaluator", "prompt": "Score the call.", "tools": []},
-    },
-}
-
-
-@pytest.fixture
-def spec_path(tmp_path: Path) -> str:
-    path = tmp_path / "shop.json"
-    path.write_text(json.dumps(SPEC), encoding="utf-8")
-    return str(path)
+SPEC = SHOP_SPEC
 
 
 def scenario(name: str = "buy butter", **variables: Any) -> dict[str, Any]:

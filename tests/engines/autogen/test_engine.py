@@ -11,49 +11,16 @@ error from the last checkpoint.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import pytest
 import respx
 
 from conversation_engine.core.contract import contract_violations
 from conversation_engine.engines.autogen.engine import AutogenConversationEngine
 from conversation_engine.llm.endpoint import OpenAIWrapper
 from conversation_engine.tools.shop import EmulatedShop
+from tests.engines.conftest import SHOP_SPEC
 from tests.scripted_llm import BASE_URL, ScriptedLLM, call, error, text
 
-SPEC = {
-    "name": "Test shop",
-    "version": "1.0.0",
-    "agents": {
-        "agent": {
-            "name": "Sales",
-            "prompt": "You sell food to {{ CLIENT_NAME }}.",
-            "tools": ["rag_find_products", "add_to_cart", "get_cart"],
-            "handoffs": {"support": "Delivery dates and addresses."},
-        },
-        "support": {
-            "name": "Support",
-            "prompt": "You handle deliveries.",
-            "tools": ["change_delivery_date", "set_current_location"],
-            "handoffs": {"agent": "Products and cart."},
-        },
-        "client": {
-            "name": "Customer",
-            "prompt": "You are {{ CLIENT_NAME }}, buying food.",
-            "tools": [],
-        },
-        "evaluator": {"name": "Evaluator", "prompt": "Score the call.", "tools": []},
-    },
-}
-
-
-@pytest.fixture
-def spec_path(tmp_path: Path) -> str:
-    path = tmp_path / "shop.json"
-    path.write_text(json.dumps(SPEC), encoding="utf-8")
-    return str(path)
+SPEC = SHOP_SPEC
 
 
 def scenario(name: str = "buy chicken", **variables: object) -> dict:
@@ -89,7 +56,7 @@ async def test_agent_requests_carry_the_swarm_thread_with_named_speakers(
     # The receiving agent reads the whole shared thread and AutoGen's own transfer notice
     # (the legacy engine's takeover instruction is not used).
     assert support_request == [
-        {"role": "system", "content": "You handle deliveries."},
+        {"role": "system", "content": "You handle deliveries for Ann."},
         {"role": "user", "content": "Good afternoon!", "name": "client"},
         {"role": "assistant", "content": "Support will help with that."},
         {
