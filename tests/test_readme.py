@@ -17,6 +17,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _first_words(code: str) -> str:
+    """A stable test id: the block's first words, not its line number."""
+    words = re.findall(r"[A-Za-z_]+", code)[:3]
+    return "-".join(words) or "block"
+
+
 BLOCK = re.compile(
     r"(?:<!-- readme-test: skip \((?P<why>[^)]*)\) -->\n)?```(?P<lang>bash|python)\n(?P<code>.*?)```",
     re.DOTALL,
@@ -25,10 +33,10 @@ BLOCKS = [
     pytest.param(
         match["lang"],
         match["code"],
-        id=f"line{REPO.joinpath('README.md').read_text(encoding='utf-8')[: match.start()].count(chr(10)) + 1}",
+        id=f"{number}-{match['lang']}-{_first_words(match['code'])}",
         marks=[pytest.mark.skip(reason=match["why"])] if match["why"] else [],
     )
-    for match in BLOCK.finditer((REPO / "README.md").read_text(encoding="utf-8"))
+    for number, match in enumerate(BLOCK.finditer((REPO / "README.md").read_text(encoding="utf-8")))
 ]
 
 

@@ -285,6 +285,8 @@ class ConversationEvaluator:
         if pop is None:
             return None
         usage = pop(session_id)
+        # An unknown cost (the simulated LLM, a model without a price) stays `cost_usd: None`,
+        # which the batch totals carry through as unknown.
         data = usage.model_dump() if hasattr(usage, "model_dump") else dict(usage)
         return data if data.get("calls") else None
 

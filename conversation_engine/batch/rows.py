@@ -94,25 +94,31 @@ def _count(value: Any) -> int:
         return 0
 
 
-def _amount(value: Any) -> float:
+def _cost(value: Any) -> float | None:
+    """A usage object's `cost_usd` as a number (a numeric string too); None: unknown."""
+    if value is None or isinstance(value, bool):
+        return None
     try:
-        return float(value or 0.0)
-    except (TypeError, ValueError):
-        return 0.0
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 class UsageTotals(BaseModel):
     """Usage added up over conversations (or evaluations): the one place usage is summed.
 
     Each usage is a row's `usage` or `evaluation_usage` object; anything else adds nothing, and
-    so does a count that is not a number.
+    so does a count that is not a number. A usage object whose `cost_usd` is not a number
+    (null: the simulated LLM or a model without a price; missing; junk) has an unknown cost,
+    and then so has the total: `cost_usd` None, never a partial sum.
     """
 
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0
+    """Estimated cost in USD; None (`null`) when any usage added had an unknown cost."""
 
     def add(self, usage: Any) -> None:
         if not isinstance(usage, Mapping):
@@ -121,7 +127,15 @@ class UsageTotals(BaseModel):
         self.prompt_tokens += _count(usage.get("prompt_tokens"))
         self.completion_tokens += _count(usage.get("completion_tokens"))
         self.total_tokens += _count(usage.get("total_tokens"))
-        self.cost_usd += _amount(usage.get("cost_usd"))
+        cost = _cost(usage.get("cost_usd"))
+        self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
+
+    def plus(self, other: UsageTotals) -> UsageTotals:
+        """Both totals added up (e.g. a batch's conversations and its evaluations); the cost is
+        unknown if either is."""
+        total = self.model_copy()
+        total.add(other.model_dump())
+        return total
 
     @classmethod
     def of(cls, usages: Iterable[Any]) -> UsageTotals:

@@ -12,6 +12,11 @@ Layout of one batch, under the output directory (default `RESULTS_DIR`, `results
 <out>/<batch_id>/summary.json    counts, score/turn/duration statistics, tokens and cost
 ```
 
+A cost that is unknown (the simulated LLM, a model without a price: `cost_usd` null in a row's
+`usage`) stays unknown in every export: an empty `cost_usd` cell in the CSV, `null` in the JSON
+files, and a `null` total in `summary.json` as soon as one row's cost is unknown (never 0,
+never a partial sum).
+
 `results.ndjson` is the source of truth. Its rows are `BatchRow`s (`batch.rows`), read with
 `read_rows` (`read_results` gives them as plain dicts) and written back byte for byte as they
 were read. Each row is written with one `write` of the whole line and `fsync`ed before the
@@ -255,6 +260,7 @@ def render_json(batch_id: str, rows: Iterable[RowLike], timestamp: str) -> str:
 def render_csv(rows: Iterable[RowLike]) -> str:
     """Legacy CSV export: the legacy columns first, then the additive ones.
 
+    A missing value is an empty cell, and so is an unknown cost (`cost_usd` null), never 0.
     CSV has no escape syntax: a lone surrogate in a cell is written as U+FFFD.
     """
     buffer = io.StringIO()
@@ -317,9 +323,10 @@ class BatchSummary(BaseModel):
     duration_statistics: Annotated[Distribution, _IN_SUMMARY_SHAPE]
     scenario_statistics: dict[str, ScenarioSummary]
     usage: UsageTotals
-    """Tokens and estimated cost of the conversations (each result's `usage`)."""
+    """Tokens and estimated cost of the conversations (each result's `usage`); the cost is
+    null when any conversation's cost is unknown."""
     evaluation_usage: UsageTotals
-    """Tokens and estimated cost of the evaluator calls."""
+    """Tokens and estimated cost of the evaluator calls (null cost: unknown, likewise)."""
 
 
 def _numbers(values: Iterable[Any]) -> list[float]:

@@ -230,6 +230,8 @@ def _print_summary(rows: list[dict[str, Any]], batch_dir: Path) -> None:
         "tokens",
         f"{summary.usage.total_tokens} (evaluator {summary.evaluation_usage.total_tokens})",
     )
-    table.add_row("cost", f"${summary.usage.cost_usd + summary.evaluation_usage.cost_usd:.4f}")
+    cost = summary.usage.plus(summary.evaluation_usage).cost_usd
+    # A simulated or unpriced model has no cost to show: "unknown", never a made-up $0.
+    table.add_row("cost", "unknown" if cost is None else f"${cost:.4f}")
     table.add_row("results", _t(batch_dir))
     console.print(table)

@@ -11,6 +11,10 @@ same scenario with the same seed. Every difference is B − A. What is measured 
   `total_tokens`, `cost_usd`, `duration_seconds`, `failed` (status `failed` or
   `failed_api_blocked`) and `contract_violations` (how many the raw result had).
 
+A cost is unknown (`cost_usd` null: the simulated LLM, a model without a price); when any
+row of either side has an unknown cost, that side's cost total is unknown (`EngineUsage`) and
+the cost metric is not compared at all: no per-engine figures, no pairs, never flagged.
+
 pass^k per scenario is the chance that all k trials of the scenario pass (`stats.pass_hat_k`).
 Wall time is also compared by its p50 and p95 (the difference of the quantiles over the paired
 runs). The breakdowns compare the share of each status and each end reason, and the calls per
@@ -177,7 +181,8 @@ class EngineUsage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0
+    """None (`null`) when any of the engine's conversations has an unknown cost."""
     evaluation_tokens: int = 0
     """Tokens the evaluator used (not part of the engine's cost)."""
 
@@ -262,7 +267,8 @@ class MetricComparison(BaseModel):
 
     metric: Metric
     value_a: float | None
-    """A's mean over the paired runs (its quantile, for a quantile metric)."""
+    """A's mean over the paired runs (its quantile, for a quantile metric). For a cost that
+    is not compared (unknown on a side), each side's own mean, None where unknown."""
     value_b: float | None
     difference: Interval
     verdict: str
@@ -446,6 +452,9 @@ def summarize_engine(
             else:
                 tools[name] += 1
     violations = [str(v) for row in rows for v in row.contract_violations]
+    usage = EngineUsage.of(rows)
+    if usage.cost_usd is None:
+        metrics["cost_usd"] = Distribution.of([])  # a partial figure would mislead
     return EngineSummary(
         label=label,
         batch_id=batch_id,
@@ -463,7 +472,7 @@ def summarize_engine(
         },
         handoffs=dict(sorted(handoffs.items())),
         pass_k=_pass_k(rows, k, pass_threshold),
-        usage=EngineUsage.of(rows),
+        usage=usage,
         contract_violations=len(violations),
         conversations_with_violations=sum(bool(row.contract_violations) for row in rows),
         violation_examples=list(dict.fromkeys(violations))[:8],
@@ -587,8 +596,22 @@ def compare_rows(
     values_a = {key: values(row) for key, row in by_a.items()}
     values_b = {key: values(row) for key, row in by_b.items()}
     labels = (label_a, label_b)
+    # An unknown cost on either side: the cost is not compared (no pairs), not partly.
+    cost_known = summary_a.usage.cost_usd is not None and summary_b.usage.cost_usd is not None
     paired: list[MetricComparison] = []
     for metric in METRICS:
+        if metric.key == "cost_usd" and not cost_known:
+            # Each side's own figure where it is known (None: unknown), no difference.
+            uncompared = _mean_comparison(metric, [], bootstrap, *labels)
+            paired.append(
+                uncompared.model_copy(
+                    update={
+                        "value_a": summary_a.metrics["cost_usd"].mean,
+                        "value_b": summary_b.metrics["cost_usd"].mean,
+                    }
+                )
+            )
+            continue
         pairs = _pairs(values_a, values_b, metric.key)
         paired.append(_mean_comparison(metric, pairs, bootstrap, *labels))
         if metric.key == "duration_seconds":

@@ -49,6 +49,7 @@ from conversation_engine.compare.analysis import (
     metric_values,
 )
 from conversation_engine.compare.wording import (
+    cost,
     endpoint_text,
     fmt,
     interval_text,
@@ -307,6 +308,7 @@ _ENV.filters["fmt"] = fmt
 _ENV.filters["signed"] = signed
 _ENV.filters["number"] = number
 _ENV.filters["seconds"] = seconds
+_ENV.filters["cost"] = cost  # "unknown" for an unknown cost, never "–" or 0
 _ENV.globals.update(
     interval_text=interval_text,
     no_difference_text=no_difference_text,
@@ -443,7 +445,7 @@ def render_markdown(comparison: Comparison) -> str:
         [
             *time_rows,
             ["tokens", number(a.usage.total_tokens), number(b.usage.total_tokens)],
-            ["cost (USD)", number(a.usage.cost_usd), number(b.usage.cost_usd)],
+            ["cost (USD)", cost(a.usage.cost_usd), cost(b.usage.cost_usd)],
             [
                 "evaluator tokens",
                 number(a.usage.evaluation_tokens),

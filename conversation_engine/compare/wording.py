@@ -66,6 +66,16 @@ def number(value: float | None, digits: int = 3, *, sign: bool = False) -> str:
     return f"+{text}" if sign and text != "0" and value > 0 else text
 
 
+UNKNOWN_COST = "unknown"
+"""How a cost that is not known (the simulated LLM, a model without a price) is written: never
+"–" (which reads as "nothing") nor 0."""
+
+
+def cost(value: float | None) -> str:
+    """A cost in USD for people, as `number`; `UNKNOWN_COST` for an unknown (None) cost."""
+    return UNKNOWN_COST if value is None else number(value)
+
+
 def seconds(value: float | None) -> str:
     """A duration for people: "0.523 s", "42.1 s", "3 min 05 s", "1 h 02 min"."""
     if value is None:
@@ -95,9 +105,9 @@ def unit_of(metric: Metric) -> str:
 
 def metric_value(metric: Metric, value: float | None, *, unit: bool = False) -> str:
     """One engine's figure of `metric`: rates in %, the rest to 3 significant digits; with its
-    unit when `unit` (a rate always has its %)."""
+    unit when `unit` (a rate always has its %). A cost without a value is unknown."""
     if value is None:
-        return "–"
+        return UNKNOWN_COST if metric.key == "cost_usd" else "–"
     if is_rate(metric):
         return f"{number(value * 100)} %"
     text = number(value)

@@ -35,7 +35,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 CLIENT_SPEAKER = "client"
 BASIC_AGENT_SPEAKER = "agent"
@@ -131,14 +139,47 @@ class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0
+    """Estimated cost in USD, or None (`null`) when it is unknown: a call went to a model the
+    price table does not know, or was answered by the simulated LLM (a test double has no
+    price). One unknown call makes the whole cost unknown, never a partial sum. A number for
+    priced models, as it always was. Always present in a dump, even with `exclude_none`."""
 
-    def add(self, prompt_tokens: int, completion_tokens: int, cost_usd: float = 0.0) -> None:
+    def add(self, prompt_tokens: int, completion_tokens: int, cost_usd: float | None = 0.0) -> None:
+        """Count one call; `cost_usd` None: its cost is unknown (and so is the total)."""
         self.calls += 1
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
         self.total_tokens += prompt_tokens + completion_tokens
-        self.cost_usd += cost_usd
+        self.cost_usd = Usage.total_cost(self.cost_usd, cost_usd)
+
+    def merge(self, other: Usage) -> None:
+        """Add `other`'s calls, tokens and cost to this usage (an unknown cost stays unknown)."""
+        self.calls += other.calls
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.total_tokens += other.total_tokens
+        self.cost_usd = Usage.total_cost(self.cost_usd, other.cost_usd)
+
+    @staticmethod
+    def total_cost(*costs: float | None) -> float | None:
+        """The sum of `costs`, or None when any of them is unknown."""
+        if any(cost is None for cost in costs):
+            return None
+        return sum(cost for cost in costs if cost is not None)
+
+    @model_serializer(mode="wrap")
+    def _cost_always_present(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        # `to_contract_dict` dumps with exclude_none; an unknown cost must read `null`, not
+        # vanish (a usage object without `cost_usd` would not say the cost is unknown).
+        data: dict[str, Any] = handler(self)
+        if info.exclude_none and self.cost_usd is None and "cost_usd" not in data:
+            excluded = info.exclude
+            if not (isinstance(excluded, Mapping | set) and "cost_usd" in excluded):
+                data["cost_usd"] = None
+        return data
 
 
 class ConversationResult(BaseModel):

@@ -35,7 +35,7 @@ from conversation_engine.inputs.specs import (
     load_prompt_spec,
     resolve_spec_path,
 )
-from conversation_engine.llm.endpoint import OpenAIWrapper, as_blocked_error, estimate_cost
+from conversation_engine.llm.endpoint import OpenAIWrapper, as_blocked_error
 from conversation_engine.tools.base import ToolBackend
 from conversation_engine.tools.catalogue import ToolCatalogue
 from conversation_engine.tools.declared import with_declared_tools
@@ -219,13 +219,14 @@ class ContractEngine(ABC):
         usage = Usage()
         for endpoint in endpoints:
             part = endpoint.pop_usage(outcome.session_id) if outcome.session_id else Usage()
-            # Each endpoint's tokens at its own model's price.
-            cost = estimate_cost(endpoint.model, part.prompt_tokens, part.completion_tokens)
-            usage.calls += part.calls
-            usage.prompt_tokens += part.prompt_tokens
-            usage.completion_tokens += part.completion_tokens
-            usage.total_tokens += part.total_tokens
-            usage.cost_usd += cost
+            if not part.calls:
+                continue  # nothing spent there (an unpriced endpoint unused costs nothing)
+            # Each endpoint's tokens at its own model's price; unknown (None) if any of its
+            # calls was (the simulated LLM, a model not in the price table), and then so is
+            # the conversation's cost.
+            if part.cost_usd is not None:
+                part.cost_usd = endpoint.cost_of(part.prompt_tokens, part.completion_tokens)
+            usage.merge(part)
         outcome.usage = usage
         return outcome
 

@@ -26,6 +26,10 @@ What is accepted, beyond a JSON object:
   result, and the conversation goes on;
 * `usage` null, or an object whose `prompt_tokens` and `completion_tokens` (and
   `total_tokens`, if sent) are non-negative integers.
+
+Each endpoint's client has its own `CompletionCheck`, which also notes whether a reply came
+from the simulated LLM (its `system_fingerprint` is `SIMULATED_FINGERPRINT`), served in
+process or over HTTP: such calls have no price (`OpenAIWrapper.simulated_replies`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ import httpx
 from conversation_engine.core.errors import MALFORMED_RESPONSE_MESSAGE, MalformedResponseError
 
 CHAT_COMPLETIONS_PATH = "/chat/completions"
+
+#: The `system_fingerprint` of every reply of the simulated LLM (`testing/simulated_llm/model.py`).
+SIMULATED_FINGERPRINT = "fp_simulated"
 
 _TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -189,14 +196,31 @@ def is_chat_completion_response(response: httpx.Response) -> bool:
     )
 
 
-async def check_chat_completion(response: httpx.Response) -> None:
+async def check_chat_completion(response: httpx.Response) -> dict[str, Any] | None:
     """httpx response hook: raise `MalformedResponseError` for a 2xx reply that is no completion.
 
-    Streamed replies (`text/event-stream`) are left to the SDK.
+    The checked completion is returned (httpx ignores it); None for a response that is not
+    checked: not a 2xx answer to a chat completion request, or streamed (`text/event-stream`
+    replies are left to the SDK).
     """
     if not is_chat_completion_response(response):
-        return
+        return None
     if "text/event-stream" in response.headers.get("content-type", ""):
-        return
+        return None
     await response.aread()
-    parse_completion(response.content)
+    return parse_completion(response.content)
+
+
+class CompletionCheck:
+    """One endpoint's response hook: `check_chat_completion`, and a note of whether the
+    simulated LLM answered (`simulated`, set for good by the first reply with its fingerprint).
+    """
+
+    def __init__(self) -> None:
+        self.simulated = False
+        """A reply carried `SIMULATED_FINGERPRINT`: the endpoint is the simulated LLM."""
+
+    async def __call__(self, response: httpx.Response) -> None:
+        body = await check_chat_completion(response)
+        if body is not None and body.get("system_fingerprint") == SIMULATED_FINGERPRINT:
+            self.simulated = True

@@ -29,7 +29,7 @@ from conversation_engine.core.errors import (
     MalformedResponseError,
 )
 from conversation_engine.core.settings import Settings, get_settings
-from conversation_engine.llm._completion_check import check_chat_completion, tool_call_arguments
+from conversation_engine.llm._completion_check import CompletionCheck, tool_call_arguments
 from conversation_engine.llm.rate_limit import (
     RateLimitedTransport,
     RateLimiter,
@@ -38,7 +38,8 @@ from conversation_engine.llm.rate_limit import (
 
 logger = logging.getLogger(__name__)
 
-#: Legacy price table: USD per 1K tokens, (input, output). Unknown models cost 0.
+#: Legacy price table: USD per 1K tokens, (input, output). A model not in it has an unknown
+#: cost (None), never 0.
 PRICES_PER_1K: dict[str, tuple[float, float]] = {
     "gpt-4o-mini": (0.00015, 0.0006),
     "gpt-4.1-mini": (0.0003, 0.0012),
@@ -53,13 +54,19 @@ SIMULATED_MODEL = "simulated"
 
 #: Where each model call's usage is reported besides the conversation's own count: the host
 #: service's `log_token_usage(session_id, model, prompt, completion, total, cost_estimate)`.
+#: Its `cost_estimate` is a float in the legacy signature, so an unknown cost is sent as 0.0.
 UsageLog = Callable[[str, str, int, int, int, float], Any]
 
 
-def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """The cost in USD of these tokens on `model`; None when the price table does not know it.
+
+    A simulated LLM's calls have no price whatever model name they were sent with: price them
+    with `OpenAIWrapper.cost_of`, which knows whether the simulated LLM answered.
+    """
     prices = PRICES_PER_1K.get(model)
     if prices is None:
-        return 0.0
+        return None
     return (prompt_tokens * prices[0] + completion_tokens * prices[1]) / 1000
 
 
@@ -143,6 +150,7 @@ class OpenAIWrapper:
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         wire = transport or httpx.AsyncHTTPTransport(limits=limits)
+        self._completion_check = CompletionCheck()
         if rate_limiter is None and (settings.RATE_LIMIT_RPM or settings.RATE_LIMIT_TPM):
             rate_limiter = RateLimiter(
                 settings.RATE_LIMIT_RPM or None, settings.RATE_LIMIT_TPM or None
@@ -155,8 +163,9 @@ class OpenAIWrapper:
             limits=limits,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             # A 2xx reply that is no chat completion raises MalformedResponseError here, the
-            # same for every caller (completion_check.py).
-            event_hooks={"response": [check_chat_completion]},
+            # same for every caller (completion_check.py); a reply of the simulated LLM is
+            # noted (`simulated_replies`).
+            event_hooks={"response": [self._completion_check]},
         )
         self.transport = transport
         self.client = openai.AsyncOpenAI(
@@ -211,7 +220,15 @@ class OpenAIWrapper:
 
     @property
     def is_simulated(self) -> bool:
+        """The in-process simulated LLM (`simulated()`)."""
         return self.base_url == SIMULATED_BASE_URL
+
+    @property
+    def simulated_replies(self) -> bool:
+        """The replies come from the simulated LLM: the in-process one (`is_simulated`), or
+        one served over HTTP (`conversation-engine simulated-llm serve`), known once a reply
+        carried its `system_fingerprint`. Its calls have no price (`cost_of`)."""
+        return self.is_simulated or self._completion_check.simulated
 
     def __repr__(self) -> str:
         # Never show the key.
@@ -219,9 +236,16 @@ class OpenAIWrapper:
 
     # Usage -----------------------------------------------------------------------------
 
+    def cost_of(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """The cost in USD of these tokens on this endpoint; None when it is unknown: the
+        simulated LLM answered (`simulated_replies`), or the model is not in the price table."""
+        if self.simulated_replies:
+            return None
+        return estimate_cost(self.model, prompt_tokens, completion_tokens)
+
     def record_usage(self, session_id: str, prompt_tokens: int, completion_tokens: int) -> None:
         """Count a `chat_completion` call against its session, and log it (`log_usage`)."""
-        cost = estimate_cost(self.model, prompt_tokens, completion_tokens)
+        cost = self.cost_of(prompt_tokens, completion_tokens)
         self._usage.setdefault(session_id, Usage()).add(prompt_tokens, completion_tokens, cost)
         self.log_usage(session_id, prompt_tokens, completion_tokens)
 
@@ -233,7 +257,9 @@ class OpenAIWrapper:
         """
         if self.usage_log is None:
             return
-        cost = estimate_cost(self.model, prompt_tokens, completion_tokens)
+        # The host's legacy signature takes a float cost: an unknown one (simulated LLM, model
+        # not in the price table) is reported as 0.0 there, and as None in our own `Usage`.
+        cost = self.cost_of(prompt_tokens, completion_tokens) or 0.0
         total = prompt_tokens + completion_tokens
         try:
             self.usage_log(session_id, self.model, prompt_tokens, completion_tokens, total, cost)

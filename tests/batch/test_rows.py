@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conversation_engine.batch.rows import (
     BatchRow,
     RowKey,
@@ -147,14 +149,33 @@ def test_usage_totals_add_objects_and_ignore_the_rest() -> None:
         [
             {"calls": 1, "prompt_tokens": 8, "completion_tokens": 2, "total_tokens": 10},
             {"calls": "2", "total_tokens": None, "cost_usd": 0.25},
-            {"calls": "many", "cost_usd": "cheap"},
+            {"calls": "many", "cost_usd": "0.5"},
             "junk",
             None,
         ]
     )
+    # The first usage says nothing of its cost: the total cost is unknown, not 0.75.
     assert totals == UsageTotals(
-        calls=3, prompt_tokens=8, completion_tokens=2, total_tokens=10, cost_usd=0.25
+        calls=3, prompt_tokens=8, completion_tokens=2, total_tokens=10, cost_usd=None
     )
+    priced = UsageTotals.of([{"cost_usd": 0.25}, {"cost_usd": "0.5"}, "junk", None])
+    assert priced.cost_usd == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("unknown", [None, "cheap", True, "missing"])
+def test_one_unknown_cost_makes_the_total_unknown(unknown: object) -> None:
+    usage: dict[str, object] = {"calls": 1, "total_tokens": 15}
+    if unknown != "missing":
+        usage["cost_usd"] = unknown
+    known = {"calls": 2, "total_tokens": 30, "cost_usd": 0.25}
+    for order in ([known, usage, known], [usage, known, known], [known, known, usage]):
+        totals = UsageTotals.of(order)
+        assert totals.cost_usd is None, order  # never a partial sum (0.5)
+        assert totals.calls == 5 and totals.total_tokens == 75
+    both = UsageTotals.of([known]).plus(UsageTotals.of([usage]))
+    assert both.cost_usd is None and both.calls == 3
+    assert UsageTotals.of([known]).plus(UsageTotals.of([known])).cost_usd == pytest.approx(0.5)
+    assert UsageTotals.of([]).cost_usd == 0.0
 
 
 def test_the_summary_writes_distributions_in_its_own_shape() -> None:

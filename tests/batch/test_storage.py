@@ -206,6 +206,43 @@ def test_write_exports(tmp_path: Path) -> None:
     assert storage.list_batch_ids() == []  # no batch.json saved, so not a batch yet
 
 
+def unknown_cost_row(index: int) -> dict[str, Any]:
+    """A row of a conversation on the simulated LLM: its cost is unknown (`null`)."""
+    unknown = row(index)
+    unknown["usage"] = {**unknown["usage"], "cost_usd": None}
+    unknown["evaluation_usage"] = {"calls": 1, "total_tokens": 7, "cost_usd": None}
+    return unknown
+
+
+def test_one_unknown_cost_makes_the_batch_cost_unknown_in_every_export(tmp_path: Path) -> None:
+    storage = ResultStorage(tmp_path)
+    with storage.open_results("b-u") as log:
+        log.append(row(0))
+        log.append(unknown_cost_row(1))
+        log.append(row(2))
+    summary = summarize(storage.read_rows("b-u"))
+    assert summary.usage.total_tokens == 45 and summary.usage.calls == 6
+    assert summary.usage.cost_usd is None  # never the partial 1.0
+    assert summary.evaluation_usage.cost_usd is None
+    assert summary.usage.plus(summary.evaluation_usage).cost_usd is None
+    paths = storage.write_exports("b-u")
+    stored = json.loads(paths["summary"].read_text())
+    assert stored["usage"]["cost_usd"] is None and stored["usage"]["total_tokens"] == 45
+    assert stored["evaluation_usage"]["cost_usd"] is None
+    cells = [line["cost_usd"] for line in csv.DictReader(io.StringIO(paths["csv"].read_text()))]
+    assert cells == ["0.5", "", "0.5"]  # empty, not 0
+    results = json.loads(paths["json"].read_text())["results"]
+    assert [r["usage"]["cost_usd"] for r in results] == [0.5, None, 0.5]
+    ndjson = storage.export("b-u", "ndjson").splitlines()
+    assert json.loads(ndjson[1])["usage"]["cost_usd"] is None
+
+
+def test_a_batch_of_priced_rows_keeps_its_cost() -> None:
+    summary = summarize([row(0), row(1)])
+    assert summary.usage.cost_usd == pytest.approx(1.0)
+    assert summary.model_dump(mode="json")["usage"]["cost_usd"] == pytest.approx(1.0)
+
+
 def test_summary_on_known_rows() -> None:
     rows = [
         row(0, score=3, total_turns=2, duration_seconds=1.0),

@@ -35,14 +35,15 @@ def row(
     tools: Sequence[str] = ("rag_find_products", "add_to_cart"),
     end_reason: str = "client_end_call",
     tokens: int = 1000,
-    cost: float = 0.01,
+    cost: float | None = 0.01,
     duration: float = 1.0,
     violations: Sequence[str] = (),
     evaluation_status: str = "success",
     client_line: str = "Hello, I would like to order.",
     name: str | None = None,
 ) -> dict[str, Any]:
-    """A row of one scenario-trial; `status="failed"` gives a failed row without history."""
+    """A row of one scenario-trial; `status="failed"` gives a failed row without history;
+    `cost=None` an unknown cost (the simulated LLM, a model without a price)."""
     base: dict[str, Any] = {
         "scenario_index": scenario,
         "trial": trial,

@@ -334,6 +334,38 @@ def test_tokens_and_cost_are_compared_per_conversation() -> None:
     assert comparison.b.usage.total_tokens == 12000 + 660
 
 
+@pytest.mark.parametrize("unknown_on", ["a", "b", "both"])
+def test_an_unknown_cost_is_not_compared(unknown_on: str) -> None:
+    rows_a = [row(s, cost=0.010) for s in ENOUGH]
+    rows_b = [row(s, cost=0.012) for s in ENOUGH]
+    # One conversation of unknown cost is enough to make the side's cost unknown.
+    if unknown_on in ("a", "both"):
+        rows_a[3] = row(3, cost=None)
+    if unknown_on in ("b", "both"):
+        rows_b = [row(s, cost=None) for s in ENOUGH]
+    comparison = compare(rows_a, rows_b)
+    cost = paired(comparison, "cost_usd")
+    assert cost.difference.n_pairs == 0 and cost.difference.estimate is None
+    assert not cost.difference.significant and cost.verdict == "no real difference"
+    sides = {"a": comparison.a, "b": comparison.b}
+    for side, summary in sides.items():
+        unknown = unknown_on in (side, "both")
+        assert (summary.usage.cost_usd is None) is unknown
+        assert (summary.metrics["cost_usd"].n == 0) is unknown  # no partial figure
+    # A side whose cost is known keeps its figure; the unknown one has none.
+    expected = {"a": 0.010, "b": 0.012}
+    for side, value in (("a", cost.value_a), ("b", cost.value_b)):
+        if unknown_on in (side, "both"):
+            assert value is None
+        else:
+            assert value == pytest.approx(expected[side])
+    # The tokens are still compared.
+    assert paired(comparison, "total_tokens").difference.n_pairs == 12
+    assert comparison.model_dump(mode="json")["a"]["usage"]["cost_usd"] == (
+        None if unknown_on in ("a", "both") else pytest.approx(0.12)
+    )
+
+
 def test_the_comparison_is_reproducible_and_round_trips_through_json() -> None:
     rows_a = [
         row(s, t, duration=0.3 + 0.07 * ((s * 5 + t) % 7)) for s in range(8) for t in range(2)

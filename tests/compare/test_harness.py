@@ -60,7 +60,9 @@ def test_compare_legacy_with_autogen_on_the_smoke_scenarios(tmp_path: Path) -> N
     assert set(keys) == {m.key for m in METRICS} | {"duration_p50", "duration_p95", "pass_k"}
     for item in comparison["paired"]:
         assert not item["difference"]["significant"]
-        assert item["difference"]["n_pairs"] == (2 if item["metric"]["key"] == "pass_k" else 4)
+        # The simulated LLM has no price: the cost is not compared.
+        expected = {"pass_k": 2, "cost_usd": 0}.get(item["metric"]["key"], 4)
+        assert item["difference"]["n_pairs"] == expected
     for side in ("a", "b"):
         summary = comparison[side]
         assert summary["runs"] == 4 and summary["status_counts"] == {"completed": 4}
@@ -68,6 +70,7 @@ def test_compare_legacy_with_autogen_on_the_smoke_scenarios(tmp_path: Path) -> N
         assert summary["tool_calls"] and summary["handoffs"] == {"support": 2}
         assert summary["metrics"]["duration_seconds"]["p95"] > 0
         assert summary["usage"]["total_tokens"] > 0 and summary["wall_seconds"] > 0
+        assert summary["usage"]["cost_usd"] is None  # the simulated LLM has no price
         assert len(summary["pass_k"]["curve"]) == 2
     assert {item["metric"]["key"] for item in comparison["breakdowns"]} >= {
         "status:completed",
@@ -88,6 +91,7 @@ def test_compare_legacy_with_autogen_on_the_smoke_scenarios(tmp_path: Path) -> N
     assert "Smoke: single item order" in html and html.count('<svg viewBox="0 0') == 5
     markdown = (out / "report.md").read_text(encoding="utf-8")
     assert "# A/B comparison: legacy (A) vs autogen (B)" in markdown
+    assert "| cost (USD) | unknown | unknown |" in markdown
 
 
 def test_either_side_may_be_a_class_by_import_path(tmp_path: Path) -> None:

@@ -191,6 +191,36 @@ def test_markdown_says_so_when_nothing_differs() -> None:
     assert "**yes**" not in markdown
 
 
+def test_an_unknown_cost_is_shown_as_unknown_in_every_report(tmp_path: Path) -> None:
+    rows_a = [row(s, cost=None) for s in SCENARIOS]  # e.g. the simulated LLM
+    rows_b = [row(s, cost=0.02) for s in SCENARIOS]
+    comparison = compared(rows_a, rows_b)
+    paths = write_reports(comparison, rows_a, rows_b, tmp_path / "out")
+    markdown = paths["md"].read_text(encoding="utf-8")
+    assert "| cost (USD) | unknown | 0.24 |" in markdown
+    assert "| Cost per conversation (USD) | unknown | 0.02 | – | – | 0 | no |" in markdown
+    html = Page(paths["html"].read_text(encoding="utf-8")).plain()
+    cells = "".join(html.split())  # the table cells' text, run together
+    assert "cost(USD)unknown0.24" in cells
+    assert "Costperconversation(USD)unknown0.02" in cells
+    stored = json.loads(paths["json"].read_text(encoding="utf-8"))
+    assert stored["a"]["usage"]["cost_usd"] is None
+    assert stored["b"]["usage"]["cost_usd"] == pytest.approx(0.24)
+    for text in (markdown, cells):
+        assert "$0" not in text
+    assert "| cost (USD) | –" not in markdown and "cost(USD)–" not in cells
+    # Never flagged, so never in the headline or the verdict.
+    assert "costs" not in comparison.headline
+    assert all(item.metric.key != "cost_usd" for item in comparison.significant())
+
+
+def test_a_known_cost_is_shown_as_a_number() -> None:
+    rows = [row(s, cost=0.01) for s in SCENARIOS]
+    markdown = render_markdown(compared(rows, rows))
+    assert "| cost (USD) | 0.12 | 0.12 |" in markdown
+    assert "unknown" not in markdown
+
+
 def test_the_batch_time_is_the_one_shared_schedule_and_each_side_its_conversations() -> None:
     rows_a = [row(s, duration=1.0) for s in SCENARIOS]
     rows_b = [row(s, duration=2.5) for s in SCENARIOS]

@@ -12,6 +12,7 @@ from conversation_engine.core.contract import (
     EndReason,
     HistoryEntry,
     ToolCall,
+    Usage,
     client_end_call_content,
     contract_violations,
     is_geo_block,
@@ -340,6 +341,57 @@ def _conforming() -> dict:
 
 def test_a_conforming_result_passes_the_strict_rules() -> None:
     assert contract_violations(_conforming(), basic_mode=False, strict=True) == []
+
+
+@pytest.mark.parametrize("cost", [None, 0.0042])
+def test_a_usage_with_an_unknown_or_known_cost_conforms(cost: float | None) -> None:
+    usage = {"calls": 3, "prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39}
+    result = {**_conforming(), "usage": {**usage, "cost_usd": cost}}
+    assert contract_violations(result, basic_mode=False, strict=True) == []
+    assert contract_violations(json.loads(json.dumps(result)), strict=True) == []
+
+
+def test_usage_cost_is_unknown_once_any_call_is() -> None:
+    usage = Usage()
+    usage.add(10, 5, 0.25)
+    assert usage.cost_usd == 0.25
+    usage.add(10, 5, None)  # e.g. answered by the simulated LLM
+    usage.add(10, 5, 0.25)
+    assert usage.cost_usd is None  # never the partial 0.5
+    assert (usage.calls, usage.total_tokens) == (3, 45)
+    priced = Usage()
+    priced.add(1, 1, 0.5)
+    priced.merge(Usage(calls=1, prompt_tokens=2, completion_tokens=0, total_tokens=2, cost_usd=1))
+    assert priced.cost_usd == 1.5 and priced.calls == 2 and priced.total_tokens == 4
+    priced.merge(usage)
+    assert priced.cost_usd is None and priced.calls == 5
+    assert Usage().cost_usd == 0.0  # no call, nothing spent
+    assert Usage.total_cost(0.1, 0.2) == pytest.approx(0.3)
+    assert Usage.total_cost(0.1, None) is None
+
+
+def test_an_unknown_cost_is_null_in_the_contract_dict() -> None:
+    usage = Usage()
+    usage.add(10, 5, None)
+    result = ConversationResult(
+        session_id="s-1",
+        scenario="demo",
+        status=ConversationStatus.COMPLETED,
+        total_turns=0,
+        duration_seconds=0.5,
+        usage=usage,
+    )
+    data = result.to_contract_dict()  # exclude_none drops absent keys, not the unknown cost
+    assert data["usage"] == {
+        "calls": 1,
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "total_tokens": 15,
+        "cost_usd": None,
+    }
+    assert "error" not in data and "end_reason" not in data
+    assert json.loads(result.model_dump_json(exclude_none=True))["usage"]["cost_usd"] is None
+    assert ConversationResult.model_validate(data).usage == usage
 
 
 @pytest.mark.parametrize(

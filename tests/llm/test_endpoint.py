@@ -8,7 +8,8 @@ import pytest
 import respx
 
 from conversation_engine.core.errors import APIBlockedError
-from conversation_engine.llm.endpoint import OpenAIWrapper, estimate_cost
+from conversation_engine.llm._completion_check import SIMULATED_FINGERPRINT
+from conversation_engine.llm.endpoint import SIMULATED_MODEL, OpenAIWrapper, estimate_cost
 
 BASE = "http://llm.test/v1"
 
@@ -135,9 +136,76 @@ async def test_sdk_retries_go_through_the_shared_client(respx_mock: respx.MockRo
     await wire_wrapper.aclose()
 
 
-def test_cost_table() -> None:
+def test_cost_table_prices_known_models_and_calls_the_rest_unknown() -> None:
     assert estimate_cost("gpt-4o-mini", 1000, 1000) == pytest.approx(0.00075)
-    assert estimate_cost("llama3", 1000, 1000) == 0.0
+    assert estimate_cost("gpt-4o", 2000, 0) == pytest.approx(0.01)
+    # Not in the price table: unknown, not free.
+    assert estimate_cost("llama3", 1000, 1000) is None
+    assert estimate_cost(SIMULATED_MODEL, 1000, 1000) is None
+    assert estimate_cost("gpt-4o-mini-2024-07-18", 1000, 1000) is None
+
+
+def fingerprinted(body: dict, fingerprint: str | None) -> dict:
+    return body if fingerprint is None else {**body, "system_fingerprint": fingerprint}
+
+
+@pytest.mark.parametrize(
+    ("fingerprint", "simulated"),
+    [(SIMULATED_FINGERPRINT, True), ("fp_44709d6fcb", False), (None, False)],
+)
+async def test_a_reply_of_the_simulated_llm_makes_the_cost_unknown(
+    respx_mock: respx.MockRouter, fingerprint: str | None, simulated: bool
+) -> None:
+    logged: list[tuple] = []
+    wrapper = OpenAIWrapper(
+        api_key="sk-test",
+        model="gpt-4o-mini",  # priced: only the fingerprint tells the simulated LLM apart
+        base_url=BASE,
+        max_retries=0,
+        usage_log=lambda *line: logged.append(line),
+    )
+    respx_mock.post(f"{BASE}/chat/completions").mock(
+        return_value=httpx.Response(200, json=fingerprinted(completion("Hi"), fingerprint))
+    )
+    async with wrapper:
+        assert not wrapper.is_simulated and not wrapper.simulated_replies
+        await wrapper.chat_completion([{"role": "user", "content": "hi"}], "s-1")
+        await wrapper.chat_completion([{"role": "user", "content": "again"}], "s-1")
+        assert wrapper.simulated_replies is simulated
+        assert not wrapper.is_simulated  # still not the in-process one
+        usage = wrapper.usage("s-1")
+    assert usage.calls == 2 and usage.total_tokens == 240
+    priced = estimate_cost("gpt-4o-mini", 100, 20)
+    assert priced is not None and priced > 0
+    if simulated:
+        assert usage.cost_usd is None
+        # The host's token log takes a float: an unknown cost is 0.0 there.
+        assert [line[-1] for line in logged] == [0.0, 0.0]
+    else:
+        assert usage.cost_usd == pytest.approx(2 * priced)
+        assert [line[-1] for line in logged] == [pytest.approx(priced)] * 2
+    assert all(isinstance(line[-1], float) for line in logged)
+
+
+async def test_the_in_process_simulated_llm_has_an_unknown_cost() -> None:
+    logged: list[tuple] = []
+    async with OpenAIWrapper.simulated(
+        model="gpt-4o-mini", usage_log=lambda *line: logged.append(line)
+    ) as wrapper:
+        assert wrapper.is_simulated and wrapper.simulated_replies
+        assert wrapper.cost_of(1000, 1000) is None
+        wrapper.record_usage("s-1", 10, 5)
+        assert wrapper.usage("s-1").cost_usd is None
+    assert logged == [("s-1", "gpt-4o-mini", 10, 5, 15, 0.0)]
+
+
+def test_a_model_without_a_price_has_an_unknown_cost() -> None:
+    wrapper = OpenAIWrapper(api_key="sk-test", model="llama3.1", base_url=BASE)
+    wrapper.record_usage("s-1", 10, 5)
+    wrapper.record_usage("s-2", 0, 0)
+    assert wrapper.usage("s-1").cost_usd is None
+    assert wrapper.usage("s-2").cost_usd is None
+    assert wrapper.usage("never-called").cost_usd == 0.0  # no call, nothing spent
 
 
 def test_repr_hides_the_key() -> None:
