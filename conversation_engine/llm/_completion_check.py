@@ -35,10 +35,12 @@ process or over HTTP: such calls have no price (`OpenAIWrapper.simulated_replies
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx
 
+from conversation_engine.core._safe_text import without_surrogates
 from conversation_engine.core.errors import MALFORMED_RESPONSE_MESSAGE, MalformedResponseError
 
 CHAT_COMPLETIONS_PATH = "/chat/completions"
@@ -187,8 +189,12 @@ def parse_completion(content: bytes) -> dict[str, Any]:
     return body  # type: ignore[no-any-return]
 
 
-def is_chat_completion_response(response: httpx.Response) -> bool:
-    request = response.request
+def is_chat_completion_response(
+    response: httpx.Response, request: httpx.Request | None = None
+) -> bool:
+    """A 2xx answer to `POST .../chat/completions` (`request`: where the response does not
+    know its request yet, as inside a transport)."""
+    request = request or response.request
     return (
         response.is_success
         and request.method == "POST"
@@ -224,3 +230,64 @@ class CompletionCheck:
         body = await check_chat_completion(response)
         if body is not None and body.get("system_fingerprint") == SIMULATED_FINGERPRINT:
             self.simulated = True
+
+
+#: A JSON `\uXXXX` escape of a surrogate code point: paired (an emoji) or lone.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        return without_surrogates(value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _without_lone_surrogates(item) for key, item in value.items()}
+    return value
+
+
+class SurrogateSafeTransport(httpx.AsyncBaseTransport):
+    """Replaces lone surrogates in a chat completion's text by U+FFFD before anyone reads it.
+
+    JSON may carry a lone surrogate (`"\\ud800"`): it parses, but the string it becomes can
+    never be encoded as UTF-8 again, so the *next* request, which sends that text back to the
+    model as history, failed with `UnicodeEncodeError` in every engine. Replacing it once, on
+    the wire, keeps every caller (the SDK, AutoGen, the evaluator) whole. A reply with no
+    surrogate escape at all is passed on untouched, byte for byte; valid pairs (emoji) are
+    kept.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        streamed = "text/event-stream" in response.headers.get("content-type", "")
+        if streamed or not is_chat_completion_response(response, request):
+            return response
+        body = await response.aread()
+        if not _SURROGATE_ESCAPE.search(body):
+            return response
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return response  # not JSON: the completion check names what is wrong
+        cleaned = _without_lone_surrogates(parsed)
+        if cleaned == parsed:
+            return response
+        headers = [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in ("content-length", "content-encoding", "transfer-encoding")
+        ]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=json.dumps(cleaned).encode(),
+            request=request,
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -29,7 +29,11 @@ from conversation_engine.core.errors import (
     MalformedResponseError,
 )
 from conversation_engine.core.settings import Settings, get_settings
-from conversation_engine.llm._completion_check import CompletionCheck, tool_call_arguments
+from conversation_engine.llm._completion_check import (
+    CompletionCheck,
+    SurrogateSafeTransport,
+    tool_call_arguments,
+)
 from conversation_engine.llm.rate_limit import (
     RateLimitedTransport,
     RateLimiter,
@@ -158,6 +162,8 @@ class OpenAIWrapper:
         self.rate_limiter = rate_limiter
         if rate_limiter is not None:
             wire = RateLimitedTransport(wire, rate_limiter)
+        # Outermost, so that every reader, hooks included, gets text that encodes again.
+        wire = SurrogateSafeTransport(wire)
         self.http_client = httpx.AsyncClient(
             transport=wire,
             limits=limits,

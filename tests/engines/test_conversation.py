@@ -735,3 +735,35 @@ async def test_same_seed_gives_the_same_conversation(
     assert runs[0]["session_id"] != runs[1]["session_id"]
     assert comparable(runs[0]) == comparable(runs[1])
     assert runs[0]["seed"] == 10
+
+
+async def test_a_lone_surrogate_in_a_reply_becomes_a_replacement_character(
+    engine_class: EngineClass,
+    spec_path: str,
+    wire_wrapper: OpenAIWrapper,
+    respx_mock: respx.MockRouter,
+) -> None:
+    """A server may send `"\\ud800"` in JSON; it used to fail the next request of both engines."""
+    llm = ScriptedLLM(
+        agent=[text("Hello \ud800 there"), text("Bye")],
+        client=[text("Hi \udcff"), call("end_call", {"reason": "done"})],
+    )
+
+    async def escaped(request: httpx.Request) -> httpx.Response:
+        # As a server sends it: JSON with \uXXXX escapes (httpx's own encoder would refuse).
+        body = json.loads(request.content)
+        llm.requests.append(body)
+        reply = llm.scripts[role_of(body)].pop(0)
+        completion = json.dumps(llm._completion(body, reply)).encode()
+        return httpx.Response(200, content=completion, headers={"content-type": "application/json"})
+
+    respx_mock.post(f"{BASE_URL}/chat/completions").mock(side_effect=escaped)
+    engine = engine_class(wire_wrapper, spec_path, tool_backend=EmulatedShop())
+    result = await engine.run_conversation_with_tools(scenario())
+    conforms(result, basic_mode=False)
+    assert result["status"] == "completed"
+    assert [entry["content"] for entry in result["conversation_history"]][:3] == [
+        "Hello \ufffd there",
+        "Hi \ufffd",
+        "Bye",
+    ]

@@ -9,6 +9,8 @@ import httpx
 import openai
 import pytest
 import respx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conversation_engine.core.errors import MalformedResponseError
 from conversation_engine.llm._completion_check import (
@@ -123,3 +125,62 @@ async def test_the_wrapper_raises_malformed_before_the_sdk_parses() -> None:
                 await wrapper.chat_completion([{"role": "user", "content": "hi"}], "s")
     finally:
         await wrapper.aclose()
+
+
+# ------------------------------------------------------------------ lone surrogates on the wire
+
+
+def _completion_bytes(content: str) -> bytes:
+    """A chat completion as JSON with `\\uXXXX` escapes (how a server sends a lone surrogate)."""
+    body = {
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": content},
+            }
+        ],
+    }
+    return json.dumps(body).encode()
+
+
+async def _through_transport(raw: bytes) -> httpx.Response:
+    from conversation_engine.llm._completion_check import SurrogateSafeTransport
+
+    inner = httpx.MockTransport(
+        lambda request: httpx.Response(
+            200, content=raw, headers={"content-type": "application/json"}
+        )
+    )
+    request = httpx.Request("POST", "http://llm.test/v1/chat/completions", json={})
+    response = await SurrogateSafeTransport(inner).handle_async_request(request)
+    await response.aread()
+    return response
+
+
+@pytest.mark.parametrize("content", ["plain text", "emoji \U0001f600 pair", "кириллица"])
+async def test_a_reply_without_lone_surrogates_passes_byte_for_byte(content: str) -> None:
+    raw = _completion_bytes(content)
+    assert (await _through_transport(raw)).content == raw
+
+
+@given(
+    st.text(
+        alphabet=st.one_of(
+            st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+            st.characters(codec="utf-8"),
+        ),
+        max_size=40,
+    )
+)
+@settings(max_examples=60, deadline=None)
+async def test_any_reply_text_comes_out_encodable(content: str) -> None:
+    response = await _through_transport(_completion_bytes(content))
+    text = json.loads(response.content)["choices"][0]["message"]["content"]
+    text.encode("utf-8")  # never raises: lone surrogates became U+FFFD
+    if not any("\ud800" <= char <= "\udfff" for char in content):
+        assert text == content  # nothing to replace: the text is untouched

@@ -101,7 +101,7 @@ async def test_a_429_through_the_wrapper_pauses_the_limiter_and_the_sdk_retries(
         await wrapper.aclose()
     assert limiter.pauses == 1
     assert simulated.stats.requests == 2 and usage["total_tokens"] > 0
-    assert isinstance(wrapper.http_client._transport, RateLimitedTransport)
+    assert isinstance(wrapper.http_client._transport.inner, RateLimitedTransport)  # type: ignore[attr-defined]
 
 
 def test_settings_turn_the_limiter_on(monkeypatch: pytest.MonkeyPatch) -> None:
