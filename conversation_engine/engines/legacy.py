@@ -158,6 +158,8 @@ class LegacyBot:
         self.last_client_text: str | None = None
         self.entries: list[HistoryEntry] = []
         """The entries of the exchange in progress, closed ones only."""
+        self.open: _AgentEntry | None = None
+        """The entry the current agent is still speaking into."""
 
     def _system(self, agent_id: str) -> dict[str, Any]:
         return {"role": "system", "content": self.spec.agents[agent_id].prompt}
@@ -169,7 +171,7 @@ class LegacyBot:
             self.last_client_text = heard
             self.contexts[self.current].append({"role": "user", "content": heard})
         spoken: list[str] = []
-        entry = _AgentEntry(self.current, turn)
+        entry = self.open = _AgentEntry(self.current, turn)
         for _ in range(self.max_calls):
             agent_id = entry.agent_id
             reply = await self._complete(self.contexts[agent_id], self.tool_schemas.get(agent_id))
@@ -194,7 +196,7 @@ class LegacyBot:
             if result.handoff_to is not None:
                 self._close(entry)
                 self._take_over(result.handoff_to)
-                entry = _AgentEntry(result.handoff_to, turn)
+                entry = self.open = _AgentEntry(result.handoff_to, turn)
         # The bound was hit mid tool loop: record the turn as it stands and carry on.
         logger.warning(
             "Session %s: %d model calls in one agent turn without a reply",
@@ -204,7 +206,11 @@ class LegacyBot:
         return self._turn(entry, spoken, capped=True)
 
     def unfinished(self) -> list[HistoryEntry]:
-        """The closed entries of an interrupted exchange (the open one is not kept)."""
+        """What an interrupted exchange had produced: its closed entries, and the open one if
+        the agent had said or called anything (its tool calls ran, so they are history)."""
+        if self.open is not None and (self.open.content or self.open.calls):
+            self._close(self.open)
+        self.open = None
         entries, self.entries = self.entries, []
         return entries
 
@@ -217,6 +223,7 @@ class LegacyBot:
         capped: bool = False,
     ) -> BotTurn:
         self._close(entry)
+        self.open = None
         entries, self.entries = self.entries, []
         return BotTurn(entries, " ".join(spoken), ended_call=ended_call, capped=capped)
 

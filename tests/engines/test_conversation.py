@@ -767,3 +767,25 @@ async def test_a_lone_surrogate_in_a_reply_becomes_a_replacement_character(
         "Hi \ufffd",
         "Bye",
     ]
+
+
+async def test_a_failure_after_a_tool_call_keeps_the_call_in_the_history(
+    engine_class: EngineClass,
+    spec_path: str,
+    wire_wrapper: OpenAIWrapper,
+    respx_mock: respx.MockRouter,
+) -> None:
+    """The tool ran, so it is history, whichever engine was speaking when the model failed."""
+    llm = ScriptedLLM(
+        agent=[call("get_cart", {"execution_message": "Checking."}), error(400, "bad request")],
+        client=[],
+    )
+    serve(respx_mock, llm)
+    engine = engine_class(wire_wrapper, spec_path, tool_backend=EmulatedShop())
+    result = await engine.run_conversation_with_tools(scenario())
+    conforms(result, basic_mode=False)
+    assert result["status"] == "failed" and result["error_type"] == "BadRequestError"
+    (entry,) = result["conversation_history"]
+    assert (entry["turn"], entry["speaker"]) == (1, "agent_agent")
+    assert [call["function"]["name"] for call in entry["tool_calls"]] == ["get_cart"]
+    assert len(entry["tool_results"]) == 1 and "error" not in entry["tool_results"][0]
