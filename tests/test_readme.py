@@ -42,12 +42,12 @@ BLOCKS = [
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The package installed as a wheel (not `-e`) into a folder of its own; its dependencies
-    come from this environment."""
+    """The package installed as a wheel (not `-e`) into a folder of its own, offline: the build
+    backend (`hatchling`, a dev dependency) and the dependencies come from this environment."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-         str(REPO)],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--no-index", "--target", str(target), str(REPO)],
         check=True,
         timeout=600,
     )  # fmt: skip
