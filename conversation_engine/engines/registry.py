@@ -3,13 +3,13 @@ the contract."""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
-import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from conversation_engine.core._imports import import_from_directories
 from conversation_engine.core.errors import UserInputError
 
 BUILTIN_ENGINES: dict[str, str] = {
@@ -50,34 +50,11 @@ def resolve_engine(name: str) -> type[Any]:
 
 
 def _import_engine_module(module_name: str) -> ModuleType:
-    """Import `module_name`; when it is not importable otherwise, from the current directory.
-
-    `python -m pytest` and `python -m conversation_engine.cli` put the current directory on
-    `sys.path`, the `pytest` and `conversation-engine` scripts do not, so a user's
-    `myengine.py` next to them was found by one and not the other. The directory is tried only
-    when the module itself (its top-level package) is not found, so it never shadows an
-    installed module, and only for that import: it is appended to `sys.path` (installed
-    modules still win for what the engine imports) and removed again afterwards: a sibling
-    module the engine imports while it loads is found, one it imports only later, at run
-    time, needs the directory on `sys.path` (PYTHONPATH=.) as before.
-    """
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        top_level = module_name.partition(".")[0]
-        cwd = os.getcwd()
-        if error.name != top_level or cwd in sys.path or "" in sys.path:
-            raise
-    sys.path.append(cwd)
-    try:
-        importlib.invalidate_caches()
-        return importlib.import_module(module_name)
-    finally:
-        # The last occurrence: the one appended above, even if the import added others.
-        for index in range(len(sys.path) - 1, -1, -1):
-            if sys.path[index] == cwd:
-                del sys.path[index]
-                break
+    """Import `module_name`; when it is not importable otherwise, from the current directory
+    (`core._imports`: a user's `myengine.py` beside them, whichever script they ran). A
+    sibling module the engine imports only later, at run time, still needs the directory on
+    `sys.path` (PYTHONPATH=.)."""
+    return import_from_directories(module_name, [Path.cwd()])
 
 
 def engine_label(engine: type[Any]) -> str:

@@ -23,19 +23,14 @@ replaces that tool.
 
 from __future__ import annotations
 
-import importlib
-import importlib.machinery
-import importlib.util
 import inspect
 import re
-import sys
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from conversation_engine.core._imports import import_from_directories
 from conversation_engine.tools.base import ToolBackend
 from conversation_engine.tools.python_tools import PythonTool, PythonToolBackend
 
@@ -47,9 +42,6 @@ ENTRY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][
 _ENTRY = re.compile(ENTRY_PATTERN)
 
 _HOW_TO_DECORATE = "decorate it with @python_tool (from conversation_engine import python_tool)"
-
-# sys.path is process-wide; one import from an extra directory at a time.
-_PATH_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -206,45 +198,13 @@ def _search_dirs(spec_dir: Path | None) -> list[Path]:
 
 def _import(module_name: str, search_dirs: list[Path]) -> ModuleType:
     """The module, from the Python path, else from the first of `search_dirs` that has it."""
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    importlib.invalidate_caches()  # the file may have been written after the process started
-    top = module_name.partition(".")[0]
     try:
-        on_path = importlib.util.find_spec(top) is not None
-    except (ImportError, ValueError):
-        on_path = False
-    if on_path:
-        return _import_module(module_name)
-    for directory in search_dirs:
-        if importlib.machinery.PathFinder.find_spec(top, [str(directory)]) is None:
-            continue
-        with _on_path(directory):
-            return _import_module(module_name)
-    raise _NotFound(module_name)
-
-
-def _import_module(module_name: str) -> ModuleType:
-    try:
-        return importlib.import_module(module_name)
+        return import_from_directories(module_name, search_dirs)
     except ModuleNotFoundError as exc:
         # The module itself (or its package) is missing, not something it imports.
         if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
             raise _NotFound(module_name) from None
         raise
-
-
-@contextmanager
-def _on_path(directory: Path) -> Iterator[None]:
-    """`directory` first on `sys.path` while the module (and what it imports) loads."""
-    entry = str(directory)
-    with _PATH_LOCK:
-        sys.path.insert(0, entry)
-        try:
-            yield
-        finally:
-            with suppress(ValueError):  # the module removed it itself
-                sys.path.remove(entry)
 
 
 def _shorten(text: str, limit: int = 200) -> str:
