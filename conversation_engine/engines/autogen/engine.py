@@ -258,6 +258,9 @@ class SwarmBot:
         runtime = getattr(self.team, "_runtime", None)
         for task in list(getattr(runtime, "_background_tasks", ())):
             task.cancel()
+            # Nobody awaits these handlers any more: their outcome (a cancellation, or an
+            # error AutoGen raises while winding down) is ours to retrieve, not to print.
+            task.add_done_callback(_retrieve_outcome)
 
     async def _rebuild(self) -> None:
         self.failed = False
@@ -295,3 +298,9 @@ class SwarmBot:
     def _count(self, usage: RequestUsage) -> None:
         # Counted against the session on the endpoint, where the customer's calls count too.
         self.endpoint.record_usage(self.session_id, usage.prompt_tokens, usage.completion_tokens)
+
+
+def _retrieve_outcome(task: asyncio.Future[Any]) -> None:
+    """Mark a finished task's exception as retrieved (asyncio logs it otherwise)."""
+    if not task.cancelled():
+        task.exception()
