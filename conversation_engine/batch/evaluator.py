@@ -21,6 +21,7 @@ from typing import Any
 
 from conversation_engine.core._deadline import bounded
 from conversation_engine.core._redaction import redact_secrets, redact_secrets_in
+from conversation_engine.core.call_context import EVALUATOR_ROLE, speaking_as
 from conversation_engine.core.contract import (
     AGENT_SPEAKER_PREFIX,
     BASIC_AGENT_SPEAKER,
@@ -203,18 +204,17 @@ class ConversationEvaluator:
             {"role": "user", "content": format_history(result.get("conversation_history") or [])},
         ]
         seed = result.get("seed")
+        valid_seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
         deadline = asyncio.timeout(self.timeout_sec)
         try:
             async with deadline:
-                response = await bounded(
-                    self.openai.json_completion(
-                        messages,
-                        session_id,
-                        temperature=self.temperature,
-                        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-                    ),
-                    what=f"evaluation of {session_id}",
-                )
+                with speaking_as(EVALUATOR_ROLE):
+                    response = await bounded(
+                        self.openai.json_completion(
+                            messages, session_id, temperature=self.temperature, seed=valid_seed
+                        ),
+                        what=f"evaluation of {session_id}",
+                    )
         except Exception as error:  # an evaluator outage must not fail the batch
             if isinstance(error, TimeoutError) and deadline.expired():
                 reason = f"the evaluator did not answer within {self.timeout_sec:g} seconds"

@@ -61,6 +61,7 @@ from conversation_engine.batch.storage import (
     sorted_rows,
 )
 from conversation_engine.core._output import check_output_dir
+from conversation_engine.core.call_context import ConversationRef, in_conversation
 from conversation_engine.core.contract import contract_violations
 from conversation_engine.core.errors import OutputTargetError, UserInputError
 from conversation_engine.core.settings import Settings, get_settings
@@ -530,9 +531,25 @@ class BatchProcessor:
         run: _RunState,
     ) -> BatchRow:
         scenario, seed = trial_scenario(job.scenarios[index], trial)
+        run.stage(RowKey(index, trial), _STAGE_CONVERSATION)
+        # The conversation's model calls, the evaluator's included, are known as this row's.
+        ref = ConversationRef(scenario=str(scenario.get("name") or index), trial=trial)
+        with in_conversation(ref):
+            return await self._play_row(job, engine, evaluator, index, trial, run, scenario, seed)
+
+    async def _play_row(
+        self,
+        job: BatchJob,
+        engine: Any,
+        evaluator: ConversationEvaluator | None,
+        index: int,
+        trial: int,
+        run: _RunState,
+        scenario: dict[str, Any],
+        seed: int,
+    ) -> BatchRow:
         method_name = "run_conversation_with_tools" if job.use_tools else "run_conversation"
         started = time.monotonic()
-        run.stage(RowKey(index, trial), _STAGE_CONVERSATION)
         try:
             result: Any = await getattr(engine, method_name)(
                 scenario, job.max_turns, job.timeout_sec

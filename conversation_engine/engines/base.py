@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from conversation_engine.core._deadline import bounded
+from conversation_engine.core.call_context import (
+    ConversationRef,
+    current_conversation,
+    in_conversation,
+)
 from conversation_engine.core.contract import Usage
 from conversation_engine.core.outcome import ConversationOutcome, seed_of, unwrap_error
 from conversation_engine.core.settings import Settings, get_settings
@@ -149,12 +154,27 @@ class ContractEngine(ABC):
     async def _run(
         self, scenario: Any, max_turns: int | None, timeout_sec: float | None, *, basic: bool
     ) -> dict[str, Any]:
-        turns_limit = self.settings.resolve_max_turns(max_turns)
-        timeout = self.settings.resolve_timeout(timeout_sec)
         name = scenario.get("name") if isinstance(scenario, Mapping) else None
         outcome = ConversationOutcome(
             scenario_name=str(name or "unknown"), tools_used=not basic, engine=type(self).__name__
         )
+        # A batch says which conversation this is (trial, side); a lone call is its own.
+        ref = current_conversation() or ConversationRef(scenario=outcome.scenario_name)
+        with in_conversation(ref):
+            return await self._play(scenario, max_turns, timeout_sec, outcome, ref, basic=basic)
+
+    async def _play(
+        self,
+        scenario: Any,
+        max_turns: int | None,
+        timeout_sec: float | None,
+        outcome: ConversationOutcome,
+        ref: ConversationRef,
+        *,
+        basic: bool,
+    ) -> dict[str, Any]:
+        turns_limit = self.settings.resolve_max_turns(max_turns)
+        timeout = self.settings.resolve_timeout(timeout_sec)
         driver: ConversationDriver | None = None
         deadline = asyncio.timeout(timeout)
         held: str | None = None  # this conversation's session id while it runs
@@ -165,7 +185,7 @@ class ContractEngine(ABC):
                     parsed, client_data=self.client_data
                 )
                 # Never share a session (its cart, its usage): a duplicate in flight is refused.
-                outcome.session_id = held = IN_FLIGHT_SESSIONS.claim(session_id)
+                outcome.session_id = ref.session_id = held = IN_FLIGHT_SESSIONS.claim(session_id)
                 outcome.seed = seed_of(variables)
                 spec = self.prompt_specification.format(
                     variables, self.prompt_specification.conversation_agent_ids

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from conversation_engine.core.call_context import CLIENT_ROLE, speaking_as
 from conversation_engine.core.contract import END_CALL_TOOL, FunctionCall, ToolCall
 from conversation_engine.llm.endpoint import OpenAIWrapper, reply_text, reply_tool_calls
 from conversation_engine.tools.catalogue import CONTROL_TOOLS
@@ -70,9 +71,10 @@ class SimulatedClient:
     async def reply(self, agent_text: str) -> ClientReply:
         """Hear the agents' words and answer them."""
         self._context.append({"role": "user", "content": agent_text})
-        reply, _ = await self._endpoint.chat_completion(
-            list(self._context), self._session_id, seed=self._seed, tools=_CUSTOMER_TOOLS
-        )
+        with speaking_as(CLIENT_ROLE):
+            reply, _ = await self._endpoint.chat_completion(
+                list(self._context), self._session_id, seed=self._seed, tools=_CUSTOMER_TOOLS
+            )
         calls = reply_tool_calls(reply)
         if calls:
             # The only tool on offer is end_call; any other call is taken as hanging up too,

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from conversation_engine.core.call_context import speaking_as
 from conversation_engine.core.contract import (
     AGENT_SPEAKER_PREFIX,
     BASIC_AGENT_SPEAKER,
@@ -174,7 +175,10 @@ class LegacyBot:
         entry = self.open = _AgentEntry(self.current, turn)
         for _ in range(self.max_calls):
             agent_id = entry.agent_id
-            reply = await self._complete(self.contexts[agent_id], self.tool_schemas.get(agent_id))
+            with speaking_as(agent_id):
+                reply = await self._complete(
+                    self.contexts[agent_id], self.tool_schemas.get(agent_id)
+                )
             calls = reply_tool_calls(reply)
             text = reply_text(reply)
             if text.strip():

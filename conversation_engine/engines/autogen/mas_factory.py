@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from autogen_agentchat.agents import AssistantAgent
@@ -36,6 +36,7 @@ from autogen_core import CancellationToken, FunctionCall
 from autogen_core.models import ChatCompletionClient, CreateResult, FunctionExecutionResult
 from autogen_core.tools import BaseTool, FunctionTool, ToolSchema, Workbench
 
+from conversation_engine.core.call_context import set_role
 from conversation_engine.core.contract import CLIENT_SPEAKER, END_CALL_TOOL
 from conversation_engine.core.settings import get_settings
 from conversation_engine.engines.autogen.naming import autogen_name
@@ -166,6 +167,20 @@ class ServiceAgent(AssistantAgent):
     Several handoffs in one reply: AutoGen executes only the first; its warning saying so is
     silenced here, and the adapter records the others as not executed.
     """
+
+    def __init__(self, name: str, *args: Any, agent_id: str, **kwargs: Any) -> None:
+        super().__init__(name, *args, **kwargs)
+        self.agent_id = agent_id
+        """The spec's id of this agent (its AutoGen name is derived from it)."""
+
+    async def on_messages_stream(
+        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
+    ) -> AsyncGenerator[BaseAgentEvent | BaseChatMessage | Response, None]:
+        # Its model calls are made on its behalf (recording, replay, tracing). The runtime
+        # handles each message in a task of its own, so the role set here stays this agent's.
+        set_role(self.agent_id)
+        async for item in super().on_messages_stream(messages, cancellation_token):
+            yield item
 
     @staticmethod
     async def _execute_tool_call(
@@ -307,6 +322,7 @@ class AutogenMASFactory:
         return ServiceAgent(
             autogen_name(spec, agent_id),
             model_client,
+            agent_id=agent_id,
             tools=agent_tools or None,
             handoffs=handoffs or None,
             system_message=agent.prompt,
