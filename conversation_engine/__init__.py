@@ -66,6 +66,33 @@ _EXPORTS: dict[str, str] = {
     "BatchProgress": "conversation_engine.batch.job",
     "ConversationEvaluator": "conversation_engine.batch.evaluator",
     "run_comparison": "conversation_engine.compare.harness",
+    "resume_comparison": "conversation_engine.compare.harness",
+    # seeing inside a run: the event stream, traces, live transcripts, the budget
+    "observing": "conversation_engine.observability.events",
+    "Event": "conversation_engine.observability.events",
+    "ConversationStarted": "conversation_engine.observability.events",
+    "ConversationEnded": "conversation_engine.observability.events",
+    "AgentMessage": "conversation_engine.observability.events",
+    "ClientMessage": "conversation_engine.observability.events",
+    "ToolCallStarted": "conversation_engine.observability.events",
+    "ToolCallEnded": "conversation_engine.observability.events",
+    "Handoff": "conversation_engine.observability.events",
+    "ModelCallStarted": "conversation_engine.observability.events",
+    "ModelCallEnded": "conversation_engine.observability.events",
+    "tracing": "conversation_engine.observability.tracing",
+    "traced": "conversation_engine.observability.tracing",
+    "FollowPrinter": "conversation_engine.observability.follow",
+    "Budget": "conversation_engine.observability.budget",
+    "BudgetReachedError": "conversation_engine.observability.budget",
+    "UnpricedModelError": "conversation_engine.observability.budget",
+    # record and replay
+    "RecordingTransport": "conversation_engine.replay.recorder",
+    "ReplayTransport": "conversation_engine.replay.replayer",
+    "ReplayMode": "conversation_engine.replay.replayer",
+    "ReplayReport": "conversation_engine.replay.report",
+    "replay_report": "conversation_engine.replay.report",
+    "read_recording": "conversation_engine.replay.format",
+    "rescore_batch": "conversation_engine.replay.rescore",
     # offline model
     "SimulatedLLMTransport": "conversation_engine.testing.simulated_llm",
     "SimulationConfig": "conversation_engine.testing.simulated_llm",
@@ -74,31 +101,46 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "APIBlockedError",
+    "AgentMessage",
     "AgentSpec",
     "AutogenConversationEngine",
     "AutogenMASFactory",
     "AutogenToolFactory",
     "BatchProcessor",
     "BatchProgress",
+    "Budget",
+    "BudgetReachedError",
+    "ClientMessage",
     "ConversationAdapter",
+    "ConversationEnded",
     "ConversationEngine",
     "ConversationEvaluator",
     "ConversationResult",
+    "ConversationStarted",
     "ConversationStatus",
     "EmulatedShop",
     "EndReason",
+    "Event",
     "Fault",
+    "FollowPrinter",
     "FunctionCall",
+    "Handoff",
     "HistoryEntry",
     "HostService",
     "HttpToolBackend",
     "LegacyConversationEngine",
     "MalformedResponseError",
+    "ModelCallEnded",
+    "ModelCallStarted",
     "OpenAIWrapper",
     "PromptSpec",
     "PythonTool",
     "PythonToolBackend",
     "RateLimiter",
+    "RecordingTransport",
+    "ReplayMode",
+    "ReplayReport",
+    "ReplayTransport",
     "RolloutConversationEngine",
     "Scenario",
     "ScenarioError",
@@ -111,8 +153,11 @@ __all__ = [
     "TemplateVariableError",
     "ToolBackend",
     "ToolCall",
+    "ToolCallEnded",
+    "ToolCallStarted",
     "ToolCatalogue",
     "UnknownToolError",
+    "UnpricedModelError",
     "Usage",
     "UserInputError",
     "bundled_scenarios",
@@ -121,10 +166,17 @@ __all__ = [
     "list_prompt_specs",
     "load_prompt_spec",
     "load_scenarios",
+    "observing",
     "prepare_variables",
     "python_tool",
+    "read_recording",
+    "replay_report",
+    "rescore_batch",
+    "resume_comparison",
     "run_comparison",
     "safe_parse_tool_result",
+    "traced",
+    "tracing",
 ]
 
 
@@ -145,7 +197,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from conversation_engine.batch.evaluator import ConversationEvaluator
     from conversation_engine.batch.job import BatchProgress
     from conversation_engine.batch.processor import BatchProcessor
-    from conversation_engine.compare.harness import run_comparison
+    from conversation_engine.compare.harness import resume_comparison, run_comparison
     from conversation_engine.core.contract import (
         ConversationEngine,
         ConversationResult,
@@ -190,6 +242,31 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from conversation_engine.llm.endpoint import OpenAIWrapper
     from conversation_engine.llm.rate_limit import RateLimiter
+    from conversation_engine.observability.budget import (
+        Budget,
+        BudgetReachedError,
+        UnpricedModelError,
+    )
+    from conversation_engine.observability.events import (
+        AgentMessage,
+        ClientMessage,
+        ConversationEnded,
+        ConversationStarted,
+        Event,
+        Handoff,
+        ModelCallEnded,
+        ModelCallStarted,
+        ToolCallEnded,
+        ToolCallStarted,
+        observing,
+    )
+    from conversation_engine.observability.follow import FollowPrinter
+    from conversation_engine.observability.tracing import traced, tracing
+    from conversation_engine.replay.format import read_recording
+    from conversation_engine.replay.recorder import RecordingTransport
+    from conversation_engine.replay.replayer import ReplayMode, ReplayTransport
+    from conversation_engine.replay.report import ReplayReport, replay_report
+    from conversation_engine.replay.rescore import rescore_batch
     from conversation_engine.testing.simulated_llm import (
         Fault,
         SimulatedLLMTransport,

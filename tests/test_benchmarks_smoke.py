@@ -17,11 +17,27 @@ async def test_overhead_keys() -> None:
     for key in (
         "autogen_cpu_ms_per_call",
         "legacy_cpu_ms_per_call",
-        "floor_cpu_ms_per_call",
+        "httpx_floor_cpu_ms_per_call",
+        "sdk_cpu_ms_per_call",
+        "sdk_no_transform_cpu_ms_per_call",
         "ratio_autogen_legacy",
+        "ratio_autogen_before_after",
     ):
         assert isinstance(results[key], float), key
+    assert set(results["paths"]) == set(overhead.PATHS)
+    assert set(results["calls_per_cpu_second"]) == {"autogen", "legacy"}
+    assert all(isinstance(item["met"], bool) for item in results["targets"].values())
     assert overhead.table(results)
+
+
+async def test_batch_memory_keys() -> None:
+    from benchmarks import batch_memory
+
+    results = await batch_memory.measure(40, engine="legacy", concurrency=4, latency_ms=0)
+    assert results["status"] == "completed" and results["completed"] == 40
+    assert set(results["rss"]) == {"10%", "50%", "100%"}
+    assert isinstance(results["growth_10_100_mb"], float)
+    assert batch_memory.table(results)
 
 
 async def test_throughput_keys() -> None:
@@ -40,6 +56,8 @@ async def test_throughput_keys() -> None:
         ):
             assert key in row, key
     assert set(results["calls_per_cpu_second"]) == {"autogen", "legacy"}
+    assert set(results["summary"]) == {"autogen@1", "autogen@2", "legacy@1", "legacy@2"}
+    assert all(figures["repeats"] == 1 for figures in results["summary"].values())
     assert throughput.table(results)
 
 
@@ -113,6 +131,18 @@ async def test_batch_scale_keys() -> None:
         assert run["status_file_bytes"] < 2000 and run["scenarios_file_bytes"] > 0
     assert isinstance(results["ratio_largest_smallest"], float)
     assert batch_scale.table(results)
+
+
+async def test_replay_keys() -> None:
+    from benchmarks import replay
+
+    results = await replay.measure(4)
+    assert results["replay_totals"]["reproduced"] == 4 == results["recording_files"]
+    assert results["statuses"] == ["completed"]
+    for key in ("replay_ratio", "record_overhead"):
+        assert isinstance(results[key], float), key
+    assert set(results["cpu_seconds"]) == {"play", "record", "replay"}
+    assert replay.table(results)
 
 
 def test_fault_sweep_keys() -> None:

@@ -52,3 +52,12 @@ def test_importing_the_package_does_not_import_autogen_or_openai() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_the_observability_api_is_exported() -> None:
+    from conversation_engine.observability import budget, events, tracing
+
+    assert conversation_engine.observing is events.observing
+    assert conversation_engine.traced is tracing.traced
+    assert conversation_engine.Budget is budget.Budget
+    assert issubclass(conversation_engine.ModelCallEnded, conversation_engine.Event)

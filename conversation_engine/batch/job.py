@@ -34,8 +34,9 @@ class BatchJob(BaseModel):
 
     `current_stage` goes `pending` → `initializing` → `processing_scenarios` →
     `processing (N active)` → `finalizing` → `completed` (or `failed` / `cancelled`).
-    `results` (`BatchRow`s, in finishing order) lives in memory only; on disk the rows are in
-    `results.ndjson`.
+    The rows are not part of the job, in memory or in `batch.json`: each finished run's row
+    goes to `results.ndjson` at once and is read back from there (`ResultStorage.iter_rows`),
+    so a job's memory does not grow with its batch.
     """
 
     batch_id: str
@@ -54,7 +55,6 @@ class BatchJob(BaseModel):
     failed_scenarios: int = 0
     """Runs finished as `failed` or `failed_api_blocked`."""
     progress_percentage: float = 0.0
-    results: list[BatchRow] = Field(default_factory=list, exclude=True)
     error_message: str | None = None
     current_stage: str = "pending"
     scenarios_in_progress: int = 0

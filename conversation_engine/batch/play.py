@@ -7,10 +7,13 @@ back in scenario order, and a callback sees each one as soon as its conversation
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from conversation_engine.inputs.scenario import Scenario
+from conversation_engine.observability.budget import Budget
+from conversation_engine.observability.events import observing
 
 ResultListener = Callable[[int, dict[str, Any]], None]
 """`(index, result)`: the scenario's position in the input and the engine's result."""
@@ -25,6 +28,7 @@ async def play_scenarios(
     timeout_sec: float | None,
     concurrency: int,
     on_result: ResultListener | None = None,
+    budget: Budget | None = None,
 ) -> list[dict[str, Any]]:
     """Run every scenario through `engine`, at most `concurrency` conversations at once.
 
@@ -33,7 +37,8 @@ async def play_scenarios(
     timeout_sec)`, with `None` meaning the engine's default. `on_result(index, result)` is
     called as each conversation finishes (in finishing order); the returned list is in
     scenario order. An exception raised by the engine propagates (the conversations still
-    running are not awaited further by this call).
+    running are not awaited further by this call). `budget`: counts the calls' spend, and at
+    its cap no further conversation starts (those in flight finish; the others are left out).
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
@@ -44,11 +49,14 @@ async def play_scenarios(
 
     async def one(index: int, scenario: Scenario | Mapping[str, Any]) -> None:
         async with semaphore:
+            if budget is not None and budget.reached:
+                return
             data = scenario.model_dump() if isinstance(scenario, Scenario) else dict(scenario)
             result = await play(data, max_turns, timeout_sec)
         results[index] = result
         if on_result is not None:
             on_result(index, result)
 
-    await asyncio.gather(*(one(i, s) for i, s in enumerate(scenarios)))
+    with observing(budget) if budget is not None else contextlib.nullcontext():
+        await asyncio.gather(*(one(i, s) for i, s in enumerate(scenarios)))
     return [result for result in results if result is not None]

@@ -39,11 +39,12 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from typing import Any
 
-from conversation_engine.batch._gc_tuning import batch_gc
+from conversation_engine.batch._gc_tuning import batch_gc, conversation_finished
 from conversation_engine.batch.evaluator import EVALUATED_STATUSES, ConversationEvaluator
+from conversation_engine.batch.executors.base import Executor, UnitSink
 from conversation_engine.batch.job import BatchJob, BatchProgress, BatchStatus
 from conversation_engine.batch.rows import (
     BatchRow,
@@ -58,7 +59,6 @@ from conversation_engine.batch.storage import (
     ResultsLog,
     ResultStorage,
     now_iso,
-    sorted_rows,
 )
 from conversation_engine.core._output import check_output_dir
 from conversation_engine.core.call_context import ConversationRef, in_conversation
@@ -68,6 +68,8 @@ from conversation_engine.core.settings import Settings, get_settings
 from conversation_engine.engines import create_engine, engine_label, resolve_engine
 from conversation_engine.inputs.scenario import Scenario, check_variables, parse_scenario
 from conversation_engine.inputs.specs import PromptSpec
+from conversation_engine.observability.budget import Budget
+from conversation_engine.observability.events import observing
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +119,14 @@ class BatchProcessor:
         engine_options: Mapping[str, Any] | None = None,
         evaluator_endpoint: Any = None,
         evaluator_spec: str | None = None,
+        side: str | None = None,
+        budget: Budget | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.settings = settings or get_settings()
+        self.side = side
+        """The comparison side ("a"/"b") this processor plays, None outside a comparison: it
+        is part of each conversation's key (`core.call_context`), as recordings file them."""
         self._owns_wrapper = not _is_wrapper(openai_wrapper)
         self.openai = _make_wrapper(openai_wrapper, self.settings)
         self.concurrency = concurrency if concurrency is not None else self.settings.CONCURRENCY
@@ -137,6 +145,15 @@ class BatchProcessor:
         self.engine_options = dict(engine_options or {})
         self.evaluator_endpoint = evaluator_endpoint
         self.evaluator_spec = evaluator_spec
+        self.budget = budget
+        """A spending cap (`observability.budget`), shared by every batch this processor runs
+        (and by both sides of a comparison, given the same one): at the cap no run starts."""
+        self.executor = executor
+        """Where the runs are played (`batch.executors`): None plays them on this event loop;
+        local worker processes or a Ray cluster give their rows back to this process, which
+        alone writes the results log."""
+        if budget is not None:
+            budget.check_priced(self._models())
         self._explicit_settings = settings
         self.jobs: dict[str, BatchJob] = {}
         self._engines: dict[tuple[str, str], Any] = {}
@@ -223,11 +240,14 @@ class BatchProcessor:
             return None
 
     def get_batch_results(self, batch_id: str) -> list[dict[str, Any]] | None:
-        """The rows so far, in scenario and trial order, as plain dicts; None for an unknown id."""
+        """The rows so far, in scenario and trial order, as plain dicts; None for an unknown id.
+
+        Read from the batch's `results.ndjson` (the processor keeps no rows in memory)."""
         try:
-            return sorted_rows(self._job(batch_id).results)
+            self._job(batch_id)
         except BatchNotFoundError:
             return None
+        return [row.to_dict() for row in self.storage.iter_rows_in_key_order(batch_id)]
 
     def list_batches(self) -> list[dict[str, Any]]:
         """The status of every batch in memory or in the output directory."""
@@ -282,12 +302,19 @@ class BatchProcessor:
         *,
         on_progress: ProgressListener | None = None,
         lane: Lane | None = None,
+        return_rows: bool = True,
     ) -> dict[str, Any]:
         """Run a pending batch; `{batch_id, status, total_scenarios, successful_scenarios,
         failed_scenarios, duration_seconds, results}` (plus `output_dir`).
 
         With a `lane` of a `SharedSchedule` the runs start in the schedule's order, on its
         slots, interleaved with the other batches of the schedule (an A/B comparison).
+
+        No row is kept in memory while the batch runs: each goes to `results.ndjson` as it
+        finishes. `results` (the legacy return) is read back from there at the end, every
+        row at once; with `return_rows=False` it is left out, and the rows are read from the
+        store one at a time instead (`self.storage.iter_rows(batch_id)`): memory stays flat
+        whatever the batch size.
         """
         try:
             job = self._job(batch_id)
@@ -296,7 +323,9 @@ class BatchProcessor:
                     f"Batch {batch_id} is {job.status.value}; only a pending batch can be run. "
                     "Use resume_batch (CLI: --resume) to finish an interrupted one."
                 )
-            return await self._execute(job, progress_callback, on_progress, lane, resume=False)
+            return await self._execute(
+                job, progress_callback, on_progress, lane, resume=False, return_rows=return_rows
+            )
         finally:
             if lane is not None:
                 await lane.close()
@@ -308,14 +337,15 @@ class BatchProcessor:
         *,
         on_progress: ProgressListener | None = None,
         lane: Lane | None = None,
+        return_rows: bool = True,
     ) -> dict[str, Any]:
         """Run the scenario-trials of a batch that have no row in `results.ndjson` yet.
 
         Works after a crash, a kill, a cancel or a full disk, in this process or a new one:
         the job is read back from `batch.json` and `scenarios.json`, the rows from
         `results.ndjson` (an incomplete last line does not count), all under the batch's lock.
-        A batch with nothing missing just gets its exports written again. `lane`: as for
-        `run_batch`.
+        A batch with nothing missing just gets its exports written again. `lane` and
+        `return_rows`: as for `run_batch`.
         """
         try:
             if self._tasks.get(batch_id):
@@ -323,7 +353,9 @@ class BatchProcessor:
                     f"Batch {batch_id} is running in this process; wait for it or cancel it first."
                 )
             job = self._job(batch_id)
-            return await self._execute(job, progress_callback, on_progress, lane, resume=True)
+            return await self._execute(
+                job, progress_callback, on_progress, lane, resume=True, return_rows=return_rows
+            )
         finally:
             if lane is not None:
                 await lane.close()
@@ -336,6 +368,7 @@ class BatchProcessor:
         lane: Lane | None,
         *,
         resume: bool,
+        return_rows: bool,
     ) -> dict[str, Any]:
         batch_id = job.batch_id
         engine, evaluator = self._components(job)  # a bad engine or spec fails before the lock
@@ -344,12 +377,11 @@ class BatchProcessor:
             # What is done is read only now, under the lock: rows another process wrote before
             # it released the lock count, so no scenario-trial runs twice.
             if resume:
-                job = self._reload(batch_id)
+                job = self._reload(batch_id, count=False)
                 job.resumed_count += 1
-            else:
-                job.results = self.storage.read_rows(batch_id)
-                self._recount(job)
-            done = {row.key for row in job.results}
+            scan = self.storage.scan_rows(batch_id)  # the keys and counts, not the rows
+            self._recount(job, scan.keys, scan.failed)
+            done = scan.keys
             pairs = [
                 key
                 for key in (
@@ -370,11 +402,12 @@ class BatchProcessor:
             try:
                 with self.storage.open_results(batch_id) as log:
                     await self._save_async(job, force=True)
-                    await self._run_pairs(job, engine, evaluator, pairs, log, run, lane)
+                    with self._spending(job, resume=resume):
+                        await self._run_pairs(job, engine, evaluator, pairs, log, run, lane)
                 if batch_id not in self._storage_errors and batch_id not in self._cancelled:
                     job.current_stage = "finalizing"
                     await self._save_async(job, force=True)
-                    await asyncio.to_thread(self.storage.write_exports, batch_id, job.results)
+                    await asyncio.to_thread(self.storage.write_exports, batch_id)
                     job.status = BatchStatus.COMPLETED
                     job.current_stage = "completed"
                     job.completed_at = now_iso()
@@ -394,9 +427,13 @@ class BatchProcessor:
             "successful_scenarios": job.successful_scenarios,
             "failed_scenarios": job.failed_scenarios,
             "duration_seconds": round(time.monotonic() - clock, 3),
-            "results": sorted_rows(job.results),
             "output_dir": str(self.storage.batch_dir(batch_id)),
         }
+        if self.budget is not None:
+            summary["budget"] = self.budget.summary()
+        if return_rows:
+            rows = self.storage.iter_rows_in_key_order(batch_id)
+            summary["results"] = await asyncio.to_thread(lambda: [row.to_dict() for row in rows])
         if job.status is BatchStatus.FAILED:
             summary["error"] = job.error_message
         return summary
@@ -414,6 +451,9 @@ class BatchProcessor:
         """Run `pairs` through at most `concurrency` worker tasks (not one task per pair), in
         order on this processor's slots, or in the order and on the slots of `lane`."""
         batch_id = job.batch_id
+        if self.executor is not None and lane is None:
+            await self._run_on_executor(self.executor, job, pairs, log, run)
+            return
         semaphore = self._semaphore()
         self._loops[batch_id] = asyncio.get_running_loop()
         pending = iter(pairs)
@@ -481,7 +521,7 @@ class BatchProcessor:
         run: _RunState,
     ) -> None:
         async with semaphore:
-            if job.batch_id in self._cancelled:
+            if job.batch_id in self._cancelled or self._stop_for_budget(job):
                 return
             key = RowKey(index, trial)
             run.stage(key, _STAGE_STARTED)
@@ -490,17 +530,7 @@ class BatchProcessor:
                 row = await self._run_one(job, engine, evaluator, index, trial, run)
             except Exception as error:  # a bug outside the engine must not stop the batch either
                 logger.exception("Run %s of batch %s failed", key, job.batch_id)
-                scenario = job.scenarios[index]
-                row = build_row(
-                    exception_result(error, scenario, 0.0),
-                    scenario_index=index,
-                    trial=trial,
-                    seed=trial_scenario(scenario, trial)[1],
-                    evaluation=None,
-                    evaluate=job.evaluate,
-                    violations=[],
-                    extra=self._row_extra(job),
-                )
+                row = self._exception_row(job, key, error)
             finally:
                 run.stage(key, None)
             if job.batch_id in self._cancelled and row.is_failed:
@@ -512,14 +542,108 @@ class BatchProcessor:
             except OSError as error:
                 self._storage_failed(job, error)
                 return
-            job.results.append(row)
             self._count(job, row)
+            # Its reference cycles go now and then, not at the end of the batch (_gc_tuning).
+            conversation_finished(self.concurrency)
         try:
             await self._save_async(job)
         except OSError as error:
             self._storage_failed(job, error)
             return
         await run.report(row)
+
+    async def _run_on_executor(
+        self,
+        executor: Executor,
+        job: BatchJob,
+        pairs: Sequence[RowKey],
+        log: ResultsLog,
+        run: _RunState,
+    ) -> None:
+        """Hand `pairs` to the executor; every row it gives back is appended here, by this
+        process only, so the results log keeps one writer whatever plays the runs."""
+        batch_id = job.batch_id
+
+        async def finished(row: BatchRow) -> None:
+            run.stage(row.key, None)
+            if batch_id in self._storage_errors or (batch_id in self._cancelled and row.is_failed):
+                return  # as in `_guarded_run`: a cancelled run is left to a resume
+            try:
+                log.append(row)
+            except OSError as error:
+                self._storage_failed(job, error)
+                return
+            self._count(job, row)
+            if self.budget is not None:  # the workers' calls are not seen here: count the row's
+                evaluator = getattr(self.evaluator_endpoint, "model", None) or self.openai.model
+                self.budget.add_usage(self.openai.model, row.usage)
+                self.budget.add_usage(evaluator, row.evaluation_usage)
+            try:
+                await self._save_async(job)
+            except OSError as error:
+                self._storage_failed(job, error)
+                return
+            await run.report(row)
+
+        async def lost(key: RowKey, error: Exception) -> None:
+            await finished(self._exception_row(job, key, error))
+
+        def stopping() -> bool:
+            return batch_id in self._cancelled or self._stop_for_budget(job)
+
+        sink = UnitSink(
+            started=lambda key: run.stage(key, _STAGE_STARTED),
+            finished=finished,
+            lost=lost,
+            stopping=stopping,
+        )
+        task = asyncio.create_task(executor.run(self, job, pairs, sink), name=f"batch-{batch_id[:8]}")
+        self._tasks[batch_id] = {task}
+        self._loops[batch_id] = asyncio.get_running_loop()
+        job.current_stage = "processing_scenarios"
+        try:
+            (outcome,) = await asyncio.gather(task, return_exceptions=True)
+        except asyncio.CancelledError:
+            self._cancel_tasks(batch_id)
+            await asyncio.gather(task, return_exceptions=True)
+            self._mark_cancelled(job, "the batch task was cancelled")
+            raise
+        finally:
+            self._tasks.pop(batch_id, None)
+            self._loops.pop(batch_id, None)
+        if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+            job.status = BatchStatus.FAILED
+            job.current_stage = "failed"
+            job.error_message = f"{type(outcome).__name__}: {outcome}"
+            job.completed_at = now_iso()
+            self._save(job, force=True)
+            raise outcome
+
+    async def play_unit(self, job: BatchJob, key: RowKey) -> BatchRow:
+        """One scenario-trial played here and returned, not stored: what an executor's worker
+        runs (the driver stores the row). Never raises for what the run does."""
+        engine, evaluator = self._components(job)
+        try:
+            return await self._run_one(
+                job, engine, evaluator, key.scenario_index, key.trial, _RunState(job, None, None)
+            )
+        except Exception as error:
+            logger.exception("Run %s of batch %s failed", key, job.batch_id)
+            return self._exception_row(job, key, error)
+
+    def _exception_row(self, job: BatchJob, key: RowKey, error: Exception) -> BatchRow:
+        """The `failed` row of a run that raised outside the engine (or whose worker died)."""
+        scenario = job.scenarios[key.scenario_index]
+        return build_row(
+            exception_result(error, scenario, 0.0),
+            scenario_index=key.scenario_index,
+            trial=key.trial,
+            seed=trial_scenario(scenario, key.trial)[1],
+            evaluation=None,
+            evaluate=job.evaluate,
+            violations=[],
+            extra=self._row_extra(job),
+        )
 
     async def _run_one(
         self,
@@ -533,7 +657,9 @@ class BatchProcessor:
         scenario, seed = trial_scenario(job.scenarios[index], trial)
         run.stage(RowKey(index, trial), _STAGE_CONVERSATION)
         # The conversation's model calls, the evaluator's included, are known as this row's.
-        ref = ConversationRef(scenario=str(scenario.get("name") or index), trial=trial)
+        ref = ConversationRef(
+            scenario=str(scenario.get("name") or index), trial=trial, side=self.side
+        )
         with in_conversation(ref):
             return await self._play_row(job, engine, evaluator, index, trial, run, scenario, seed)
 
@@ -585,6 +711,45 @@ class BatchProcessor:
             violations=violations,
             extra=self._row_extra(job),
         )
+
+    # ------------------------------------------------------------------------------ budget
+
+    def _models(self) -> list[str]:
+        """The model names this processor's calls ask for (what a budget prices)."""
+        endpoints = [
+            self.openai,
+            self.evaluator_endpoint,
+            self.engine_options.get("customer_endpoint"),
+        ]
+        models = [getattr(endpoint, "model", None) for endpoint in endpoints]
+        return list(dict.fromkeys(m for m in models if isinstance(m, str)))
+
+    @contextlib.contextmanager
+    def _spending(self, job: BatchJob, *, resume: bool) -> Iterator[None]:
+        """Count the block's model calls against the budget (and, on resume, what the rows
+        written before cost, at this processor's models' prices)."""
+        if self.budget is None:
+            yield
+            return
+        if resume:
+            evaluator_model = getattr(self.evaluator_endpoint, "model", None) or self.openai.model
+            for row in self.storage.iter_rows(job.batch_id):
+                self.budget.add_usage(self.openai.model, row.usage)
+                self.budget.add_usage(evaluator_model, row.evaluation_usage)
+        with observing(self.budget):
+            yield
+
+    def _stop_for_budget(self, job: BatchJob) -> bool:
+        """At the budget's cap: start nothing more (those in flight finish); the batch ends
+        cancelled with the reason, and a resume with a higher cap runs the rest."""
+        if self.budget is None or not self.budget.reached:
+            return False
+        if job.batch_id not in self._cancelled:
+            self._cancelled.add(job.batch_id)
+            job.error_message = (
+                f"budget reached: ${self.budget.spent_usd:.4f} spent of ${self.budget.cap_usd:.4f}"
+            )
+        return True
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -640,8 +805,8 @@ class BatchProcessor:
         job = self.jobs.get(batch_id)
         return job if job is not None else self._reload(batch_id)
 
-    def _reload(self, batch_id: str) -> BatchJob:
-        """The job as saved, with its rows read back from the results log.
+    def _reload(self, batch_id: str, *, count: bool = True) -> BatchJob:
+        """The job as saved, its counters (with `count`) taken from the results log.
 
         A batch folder from before `scenarios.json` (scenarios inside `batch.json`) gets its
         scenarios moved out; if that cannot be written they stay in `batch.json`.
@@ -663,15 +828,16 @@ class BatchProcessor:
             except OSError as error:
                 logger.warning("Could not write the scenarios of batch %s: %s", batch_id, error)
                 self._inline_scenarios.add(batch_id)
-        job.results = self.storage.read_rows(batch_id)
-        self._recount(job)
+        if count:
+            scan = self.storage.scan_rows(batch_id)
+            self._recount(job, scan.keys, scan.failed)
         self.jobs[batch_id] = job
         return job
 
     @staticmethod
-    def _recount(job: BatchJob) -> None:
-        job.completed_scenarios = len(job.results)
-        job.failed_scenarios = sum(row.is_failed for row in job.results)
+    def _recount(job: BatchJob, keys: Sized, failed: int) -> None:
+        job.completed_scenarios = len(keys)
+        job.failed_scenarios = failed
         if job.total_scenarios:
             job.progress_percentage = round(100 * job.completed_scenarios / job.total_scenarios, 1)
 
@@ -795,7 +961,7 @@ class _RunState:
         elif job.status is BatchStatus.RUNNING:
             job.current_stage = "processing_scenarios"
         if job.total_scenarios:
-            progress = (len(job.results) + sum(self.weights.values())) / job.total_scenarios
+            progress = (job.completed_scenarios + sum(self.weights.values())) / job.total_scenarios
             job.progress_percentage = round(100 * progress, 1)
 
     async def report(self, row: BatchRow | None) -> None:

@@ -17,9 +17,12 @@ A cost that is unknown (the simulated LLM, a model without a price: `cost_usd` n
 files, and a `null` total in `summary.json` as soon as one row's cost is unknown (never 0,
 never a partial sum).
 
-`results.ndjson` is the source of truth. Its rows are `BatchRow`s (`batch.rows`), read with
-`read_rows` (`read_results` gives them as plain dicts) and written back byte for byte as they
-were read. Each row is written with one `write` of the whole line and `fsync`ed before the
+`results.ndjson` is the source of truth, and the only place a batch's rows are kept: nothing
+holds them all in memory while a batch runs. Its rows are `BatchRow`s (`batch.rows`), read one
+at a time with `iter_rows` (finishing order) or `iter_rows_in_key_order` (scenario and trial
+order, through an index of line offsets), or all at once with `read_rows` (`read_results`
+gives them as plain dicts), and written back byte for byte as they were read. The exports and
+the summary are written from them a row at a time. Each row is written with one `write` of the whole line and `fsync`ed before the
 next, so a crash can only leave an incomplete *last* line; a reader ignores it and the next
 writer cuts it off. A resumed batch therefore sees exactly the rows that were complete, and
 runs only the scenario-trials missing from them.
@@ -44,8 +47,9 @@ import logging
 import os
 import statistics
 import threading
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -57,7 +61,6 @@ from conversation_engine.batch.rows import (
     RowKey,
     RowLike,
     UsageTotals,
-    as_rows,
     in_key_order,
     number,
 )
@@ -194,45 +197,86 @@ def repair_results(path: Path) -> int:
         return size - keep
 
 
-def read_rows(path: Path) -> list[BatchRow]:
-    """The complete rows of an NDJSON results file, first occurrence of each key only.
+def _complete_lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    """`(line number, offset, line)` of each complete line of `path` (newline included); an
+    incomplete last line (a crash mid-write, or a row being written now) is left out."""
+    with path.open("rb") as handle:
+        offset = 0
+        for number, line in enumerate(handle, start=1):
+            if not line.endswith(b"\n"):
+                return
+            yield number, offset, line
+            offset += len(line)
+
+
+def _parse_row(line: bytes, line_number: int, path: Path) -> BatchRow | None:
+    """The row a line holds; None, with a warning, for a line that is not one."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        logger.warning("Skipping line %d of %s: not JSON", line_number, path)
+        return None
+    if not isinstance(data, dict):
+        logger.warning("Skipping line %d of %s: not a JSON object", line_number, path)
+        return None
+    try:
+        return BatchRow.model_validate(data)
+    except ValidationError as error:
+        logger.warning("Skipping line %d of %s: not a batch row (%s)", line_number, path, error)
+        return None
+
+
+def _indexed_rows(path: Path) -> Iterator[tuple[BatchRow, int, int]]:
+    """Each complete row of `path` with its offset and length, first occurrence of each key
+    only, in file order."""
+    if not path.exists():
+        return
+    seen: set[RowKey] = set()
+    for line_number, offset, line in _complete_lines(path):
+        if not line.strip():
+            continue
+        row = _parse_row(line, line_number, path)
+        if row is None or row.key in seen:
+            continue
+        seen.add(row.key)
+        yield row, offset, len(line)
+
+
+def iter_rows(path: Path) -> Iterator[BatchRow]:
+    """The complete rows of an NDJSON results file, one at a time, in file (finishing) order,
+    first occurrence of each key only: what `read_rows` lists, without holding them all.
 
     An incomplete last line (a crash mid-write) is ignored; so is any line that is not a
     JSON object or not a batch row, with a warning. Rows of any earlier version read as they
     were written.
     """
-    if not path.exists():
-        return []
-    lines = path.read_bytes().split(b"\n")
-    lines.pop()  # after the last newline: empty, or an incomplete row that does not count
-    rows: list[BatchRow] = []
-    seen: set[RowKey] = set()
-    for line_number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except ValueError:
-            logger.warning("Skipping line %d of %s: not JSON", line_number, path)
-            continue
-        if not isinstance(data, dict):
-            logger.warning("Skipping line %d of %s: not a JSON object", line_number, path)
-            continue
-        try:
-            row = BatchRow.model_validate(data)
-        except ValidationError as error:
-            logger.warning("Skipping line %d of %s: not a batch row (%s)", line_number, path, error)
-            continue
-        if row.key in seen:
-            continue
-        seen.add(row.key)
-        rows.append(row)
-    return rows
+    for row, _, _ in _indexed_rows(path):
+        yield row
+
+
+def iter_rows_in_key_order(path: Path) -> Iterator[BatchRow]:
+    """`iter_rows` in scenario and trial order, one row in memory at a time.
+
+    A first pass notes where each row's line is (a key and two numbers per row, not the
+    row); the second reads the lines in key order.
+    """
+    index = sorted((row.key, offset, length) for row, offset, length in _indexed_rows(path))
+    if not index:
+        return
+    with path.open("rb") as handle:
+        for _, offset, length in index:
+            handle.seek(offset)
+            yield BatchRow.model_validate(json.loads(handle.read(length)))
+
+
+def read_rows(path: Path) -> list[BatchRow]:
+    """The complete rows of an NDJSON results file (`iter_rows`), as a list."""
+    return list(iter_rows(path))
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
     """`read_rows` as plain dicts (the legacy row shape)."""
-    return [row.to_dict() for row in read_rows(path)]
+    return [row.to_dict() for row in iter_rows(path)]
 
 
 def sorted_rows(rows: Iterable[RowLike]) -> list[dict[str, Any]]:
@@ -253,8 +297,20 @@ def render_ndjson(batch_id: str, rows: Iterable[RowLike], timestamp: str) -> str
 
 def render_json(batch_id: str, rows: Iterable[RowLike], timestamp: str) -> str:
     """Legacy JSON export: `{batch_id, export_timestamp, results}`."""
-    document = {"batch_id": batch_id, "export_timestamp": timestamp, "results": sorted_rows(rows)}
-    return json_dumps(document, indent=2)
+    return "".join(json_chunks(batch_id, in_key_order(rows), timestamp))
+
+
+def json_chunks(batch_id: str, ordered: Iterable[RowLike], timestamp: str) -> Iterator[str]:
+    """`render_json`'s text piece by piece, one row at a time, the rows in the order given:
+    the same text as `json_dumps(document, indent=2)` of the whole document."""
+    head = json_dumps({"batch_id": batch_id, "export_timestamp": timestamp}, indent=2)
+    yield head[: -len("\n}")] + ',\n  "results": ['
+    first = True
+    for row in ordered:
+        text = json_dumps(BatchRow.of(row).to_dict(), indent=2)
+        yield ("\n" if first else ",\n") + "\n".join("    " + line for line in text.split("\n"))
+        first = False
+    yield "]\n}" if first else "\n  ]\n}"
 
 
 def render_csv(rows: Iterable[RowLike]) -> str:
@@ -263,10 +319,25 @@ def render_csv(rows: Iterable[RowLike]) -> str:
     A missing value is an empty cell, and so is an unknown cost (`cost_usd` null), never 0.
     CSV has no escape syntax: a lone surrogate in a cell is written as U+FFFD.
     """
+    return "".join(csv_chunks(in_key_order(rows)))
+
+
+def csv_chunks(ordered: Iterable[RowLike]) -> Iterator[str]:
+    """`render_csv`'s text piece by piece (the header, then a line per row, in the order
+    given)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
+
+    def taken() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return without_surrogates(text)
+
     writer.writerow((*LEGACY_CSV_COLUMNS, *EXTRA_CSV_COLUMNS))
-    for row in in_key_order(rows):
+    yield taken()
+    for item in ordered:
+        row = BatchRow.of(item)
         usage = row.usage_object
         values = {
             **row.to_dict(),
@@ -279,7 +350,7 @@ def render_csv(rows: Iterable[RowLike]) -> str:
             "" if values.get(column) is None else values[column]
             for column in (*LEGACY_CSV_COLUMNS, *EXTRA_CSV_COLUMNS)
         )
-    return without_surrogates(buffer.getvalue())
+        yield taken()
 
 
 # -------------------------------------------------------------------------------- summary
@@ -338,48 +409,109 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def summarize(rows: Iterable[RowLike], batch_id: str | None = None) -> BatchSummary:
-    """The summary of a batch's rows (counts keep the rows' order, scenarios go in order)."""
-    rows = as_rows(rows)
-    total = len(rows)
-    failed = sum(row.is_failed for row in rows)
-    scores = _numbers(row.score for row in rows)
+    """The summary of a batch's rows (counts keep the rows' order, scenarios go in order).
+
+    One pass, one row at a time: what it keeps is numbers and counters, never the rows, so a
+    batch's rows can be streamed through it from the store (`iter_rows`).
+    """
+    total = failed = 0
+    statuses: Counter[str] = Counter()
+    end_reasons: Counter[str] = Counter()
+    evaluations: Counter[str] = Counter()
+    scores: list[float] = []
+    turns: list[float] = []
+    durations: list[float] = []
+    usage, evaluation_usage = UsageTotals(), UsageTotals()
+    # Per scenario name: its first key (scenarios go in key order), runs, successes, numbers.
+    groups: dict[str, _ScenarioNumbers] = {}
+    for item in rows:
+        row = BatchRow.of(item)
+        total += 1
+        failed += row.is_failed
+        statuses[str(row.status)] += 1
+        end_reasons[str(row.end_reason)] += 1
+        if row.has("evaluation_status"):
+            evaluations[str(row.evaluation_status)] += 1
+        score, turn, duration = (
+            number(row.score),
+            number(row.total_turns),
+            number(row.duration_seconds),
+        )
+        scores += [score] if score is not None else []
+        turns += [turn] if turn is not None else []
+        durations += [duration] if duration is not None else []
+        usage.add(row.usage)
+        evaluation_usage.add(row.evaluation_usage)
+        group = groups.setdefault(str(row.scenario), _ScenarioNumbers(row.key))
+        group.add(row, score, turn, duration)
     score_stats = ScoreDistribution(**Distribution.of(scores).model_dump())
     for score in scores:
         if str(int(score)) in score_stats.distribution and score.is_integer():
             score_stats.distribution[str(int(score))] += 1
-    by_scenario: dict[str, list[BatchRow]] = defaultdict(list)
-    for row in in_key_order(rows):
-        by_scenario[str(row.scenario)].append(row)
     return BatchSummary(
         batch_id=batch_id,
         total_conversations=total,
         successful_conversations=total - failed,
         failed_conversations=failed,
         success_rate=(total - failed) / total if total else 0.0,
-        status_counts=dict(Counter(str(row.status) for row in rows)),
-        end_reasons=dict(Counter(str(row.end_reason) for row in rows)),
-        evaluation_counts=dict(
-            Counter(str(row.evaluation_status) for row in rows if row.has("evaluation_status"))
-        ),
+        status_counts=dict(statuses),
+        end_reasons=dict(end_reasons),
+        evaluation_counts=dict(evaluations),
         score_statistics=score_stats,
-        turn_statistics=Distribution.of(_numbers(row.total_turns for row in rows)),
-        duration_statistics=Distribution.of(_numbers(row.duration_seconds for row in rows)),
+        turn_statistics=Distribution.of(turns),
+        duration_statistics=Distribution.of(durations),
         scenario_statistics={
-            name: ScenarioSummary(
-                runs=len(group),
-                successful=sum(not row.is_failed for row in group),
-                score_mean=_mean(_numbers(row.score for row in group)),
-                turns_mean=_mean(_numbers(row.total_turns for row in group)),
-                duration_mean=_mean(_numbers(row.duration_seconds for row in group)),
-            )
-            for name, group in by_scenario.items()
+            name: group.summary()
+            for name, group in sorted(groups.items(), key=lambda item: item[1].first_key)
         },
-        usage=UsageTotals.of(row.usage for row in rows),
-        evaluation_usage=UsageTotals.of(row.evaluation_usage for row in rows),
+        usage=usage,
+        evaluation_usage=evaluation_usage,
     )
 
 
+class _ScenarioNumbers:
+    """What `summarize` keeps of one scenario's rows: counts and their numbers."""
+
+    def __init__(self, first_key: RowKey) -> None:
+        self.first_key = first_key
+        self.runs = self.successful = 0
+        self.scores: list[float] = []
+        self.turns: list[float] = []
+        self.durations: list[float] = []
+
+    def add(
+        self, row: BatchRow, score: float | None, turns: float | None, duration: float | None
+    ) -> None:
+        self.first_key = min(self.first_key, row.key)
+        self.runs += 1
+        self.successful += not row.is_failed
+        for values, value in (
+            (self.scores, score),
+            (self.turns, turns),
+            (self.durations, duration),
+        ):
+            if value is not None:
+                values.append(value)
+
+    def summary(self) -> ScenarioSummary:
+        return ScenarioSummary(
+            runs=self.runs,
+            successful=self.successful,
+            score_mean=_mean(self.scores),
+            turns_mean=_mean(self.turns),
+            duration_mean=_mean(self.durations),
+        )
+
+
 # -------------------------------------------------------------------------------- storage
+
+
+@dataclass
+class RowScan:
+    """What a resume needs of the rows already written: their keys and the failed count."""
+
+    keys: set[RowKey] = field(default_factory=set)
+    failed: int = 0
 
 
 class ResultStorage:
@@ -494,6 +626,22 @@ class ResultStorage:
     def read_rows(self, batch_id: str) -> list[BatchRow]:
         return read_rows(self.results_path(batch_id))
 
+    def iter_rows(self, batch_id: str) -> Iterator[BatchRow]:
+        """The batch's rows one at a time, in finishing order (`iter_rows`)."""
+        return iter_rows(self.results_path(batch_id))
+
+    def iter_rows_in_key_order(self, batch_id: str) -> Iterator[BatchRow]:
+        """The batch's rows one at a time, in scenario and trial order."""
+        return iter_rows_in_key_order(self.results_path(batch_id))
+
+    def scan_rows(self, batch_id: str) -> RowScan:
+        """Which scenario-trials have a row, and how many of them failed (not the rows)."""
+        scan = RowScan()
+        for row in self.iter_rows(batch_id):
+            scan.keys.add(row.key)
+            scan.failed += row.is_failed
+        return scan
+
     def read_results(self, batch_id: str) -> list[dict[str, Any]]:
         """`read_rows` as plain dicts (the legacy row shape)."""
         return read_results(self.results_path(batch_id))
@@ -514,8 +662,11 @@ class ResultStorage:
     def write_exports(
         self, batch_id: str, rows: Sequence[RowLike] | None = None
     ) -> dict[str, Path]:
-        """Write `results.csv`, `results.json` and `summary.json`; their paths by name."""
-        rows = self.read_rows(batch_id) if rows is None else as_rows(rows)
+        """Write `results.csv`, `results.json` and `summary.json`; their paths by name.
+
+        Without `rows` they are read from `results.ndjson` a row at a time (a batch's rows are
+        never all in memory at once); with `rows`, those.
+        """
         directory = self.batch_dir(batch_id)
         paths = {
             "ndjson": directory / RESULTS_FILE,
@@ -523,7 +674,12 @@ class ResultStorage:
             "json": directory / JSON_FILE,
             "summary": directory / SUMMARY_FILE,
         }
-        replace_file(paths["csv"], render_csv(rows))
-        replace_file(paths["json"], render_json(batch_id, rows, now_iso()))
-        write_json_atomic(paths["summary"], summarize(rows, batch_id).model_dump(mode="json"))
+
+        def ordered() -> Iterable[RowLike]:
+            return self.iter_rows_in_key_order(batch_id) if rows is None else in_key_order(rows)
+
+        replace_file(paths["csv"], csv_chunks(ordered()))
+        replace_file(paths["json"], json_chunks(batch_id, ordered(), now_iso()))
+        summary = summarize(self.iter_rows(batch_id) if rows is None else rows, batch_id)
+        write_json_atomic(paths["summary"], summary.model_dump(mode="json"))
         return paths

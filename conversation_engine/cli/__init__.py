@@ -1,7 +1,7 @@
 """The `conversation-engine` command.
 
 Each command lives in its own module, which parses the options, calls the library and
-renders the outcome: `run`, `batch`, `compare`, `specs` (list, show, validate) and
+renders the outcome: `run`, `chat`, `batch`, `compare`, `specs` (list, show, validate) and
 `simulated` (`simulated-llm serve`). What they share, the terminal output, user errors,
 exit codes and options, is in `_terminal`.
 
@@ -20,6 +20,7 @@ from conversation_engine.cli._apps import app, simulated_app, specs_app
 # Importing a command module registers its commands; the order here is the order of `--help`.
 # isort: off
 from conversation_engine.cli import run  # noqa: F401
+from conversation_engine.cli import chat  # noqa: F401
 from conversation_engine.cli import batch  # noqa: F401
 from conversation_engine.cli import compare  # noqa: F401
 from conversation_engine.cli import specs  # noqa: F401

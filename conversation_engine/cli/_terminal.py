@@ -127,13 +127,14 @@ def default_scenarios_path() -> Path:
     return get_settings().FIXTURES_DIR / "scenarios" / DEFAULT_SCENARIOS
 
 
-def make_wrapper() -> OpenAIWrapper:
+def make_wrapper(wire_layer: Any = None) -> OpenAIWrapper:
     """The configured endpoint, or the simulated LLM; silent: `announce_endpoint` says which,
-    once the command's input has been checked (a user error prints its one line only)."""
+    once the command's input has been checked (a user error prints its one line only).
+    `wire_layer`: a recording or a replay in its wire (`cli.replay.wire_setup`)."""
     from conversation_engine.core.settings import get_settings
     from conversation_engine.llm.endpoint import OpenAIWrapper
 
-    return OpenAIWrapper.from_settings(get_settings())
+    return OpenAIWrapper.from_settings(get_settings(), wire_layer=wire_layer)
 
 
 def endpoint_host(url: Any) -> str | None:

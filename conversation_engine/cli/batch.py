@@ -17,6 +17,13 @@ from typing import Annotated, Any
 import typer
 
 from conversation_engine.cli._apps import app
+from conversation_engine.cli._observe import (
+    BUDGET_REACHED_EXIT_CODE,
+    BudgetOption,
+    FollowOption,
+    TraceOption,
+    budget_for,
+)
 from conversation_engine.cli._terminal import (
     INTERRUPTED_EXIT_CODE,
     WRITE_FAILED_EXIT_CODE,
@@ -36,6 +43,15 @@ from conversation_engine.cli._terminal import (
     quiet_cancellations,
     user_errors,
 )
+from conversation_engine.cli.replay import (
+    RecordOption,
+    ReplayModeOption,
+    ReplayOption,
+    ReplayReportOption,
+    finish_replay,
+    rescore_batch,
+    wire_setup,
+)
 
 
 @app.command()
@@ -49,6 +65,23 @@ def batch(
         str | None, typer.Option(help="Prompt spec name or path (default multiagent_prompts).")
     ] = None,
     concurrency: ConcurrencyOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Play the conversations on N worker processes of this machine (one a core); "
+            "--concurrency is split over them. This process still stores every result.",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="auto|ADDRESS",
+            help="Play the conversations on a Ray cluster (needs the 'ray' extra); "
+            "this process still stores every result.",
+        ),
+    ] = None,
     repeat: Annotated[
         int | None, typer.Option(min=1, help="Trials per scenario, seeded SEED+i (default 1).")
     ] = None,
@@ -70,6 +103,22 @@ def batch(
         bool, typer.Option("--no-eval", help="Do not score the conversations.")
     ] = False,
     prompt_version: Annotated[str, typer.Option(help="Label recorded on every row.")] = "v1.0",
+    record: RecordOption = None,
+    replay: ReplayOption = None,
+    replay_mode: ReplayModeOption = "strict",
+    replay_report: ReplayReportOption = None,
+    rescore: Annotated[
+        str | None,
+        typer.Option(
+            "--rescore",
+            metavar="BATCH_ID",
+            help="Score a stored batch's transcripts again (the evaluator only, no "
+            "conversation reruns); the scores go to <out>/<batch id>/rescores/.",
+        ),
+    ] = None,
+    follow: FollowOption = None,
+    trace: TraceOption = None,
+    budget_usd: BudgetOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Run many scenarios with bounded concurrency, score them and store the results durably.
@@ -87,8 +136,16 @@ def batch(
         from conversation_engine.core.errors import UserInputError
         from conversation_engine.core.settings import get_settings
         from conversation_engine.inputs.scenario import Scenario, load_scenarios
+        from conversation_engine.observability.events import observing
+        from conversation_engine.observability.follow import FollowPrinter
+        from conversation_engine.observability.tracing import traced
 
         out_dir = out or get_settings().RESULTS_DIR
+        if rescore:
+            rescore_batch(rescore, out_dir, spec=spec, scenarios=scenarios, resume=resume)
+            return
+        wire = wire_setup(record, replay, replay_mode)
+        executor = _executor(workers, ray_address, wire_layer=wire.layer)
         job: dict[str, Any] | None = None
         loaded: list[Scenario] = []
         scenario_path: Path | None = None
@@ -119,7 +176,7 @@ def batch(
         quiet_cancellations(debug)
 
         async def main() -> dict[str, Any]:
-            wrapper = make_wrapper()
+            wrapper = make_wrapper(wire.layer)
             loop = asyncio.get_running_loop()
             try:
                 processor = BatchProcessor(
@@ -130,6 +187,8 @@ def batch(
                     max_turns=max_turns,
                     timeout_sec=timeout,
                     evaluate=not no_eval,
+                    budget=budget_for(budget_usd, wrapper.model),
+                    executor=executor,
                 )
                 if resume:
                     batch_id = resume
@@ -176,19 +235,36 @@ def batch(
                             task, completed=event.done, failed=event.failed, active=event.active
                         )
 
+                    # The rows stay in the store (memory stays flat whatever the batch size);
+                    # the summary below reads them back one at a time.
                     if resume:
-                        return await processor.resume_batch(batch_id, on_progress=on_progress)
-                    return await processor.run_batch(batch_id, on_progress=on_progress)
+                        return await processor.resume_batch(
+                            batch_id, on_progress=on_progress, return_rows=False
+                        )
+                    return await processor.run_batch(
+                        batch_id, on_progress=on_progress, return_rows=False
+                    )
             finally:
                 loop.remove_signal_handler(signal.SIGINT)
                 await wrapper.aclose()
 
-        summary = asyncio.run(main())
+        printer = FollowPrinter(console, follow=follow, prefix=True) if follow else None
+        with traced(trace), observing(*([printer] if printer else [])):
+            summary = asyncio.run(main())
         batch_dir = Path(summary["output_dir"])
-        done = len(summary["results"])
+        done = summary["successful_scenarios"] + summary["failed_scenarios"]
         resume_command = f"conversation-engine batch --resume {summary['batch_id']}"
         if out is not None:
             resume_command += f" --out {shlex.quote(str(out))}"
+        budget = summary.get("budget") or {}
+        if summary["status"] == "cancelled" and budget.get("reached"):
+            err_console.print(
+                f"[yellow]Budget reached:[/] ${budget['spent_usd']:.4f} spent of "
+                f"${budget['cap_usd']:.4f} (estimated); {done} of {summary['total_scenarios']} "
+                f"conversations finished and saved in {_t(batch_dir)}. Raise the cap and resume "
+                f"with: [bold]{_t(resume_command)} --budget-usd <higher>[/]"
+            )
+            raise typer.Exit(BUDGET_REACHED_EXIT_CODE)
         if summary["status"] == "cancelled":
             err_console.print(
                 f"[yellow]Interrupted:[/] {done} of {summary['total_scenarios']} conversations "
@@ -202,16 +278,40 @@ def batch(
                 f"space, then resume with: {resume_command}"
             )
             raise typer.Exit(WRITE_FAILED_EXIT_CODE)
-        _print_summary(summary["results"], batch_dir)
+        _print_summary(batch_dir)
+        finish_replay(wire, replay_report)
 
 
-def _print_summary(rows: list[dict[str, Any]], batch_dir: Path) -> None:
-    """The batch summary table: statuses, success rate, end reasons, score, turns, cost."""
+def _executor(workers: int | None, ray_address: str | None, *, wire_layer: Any) -> Any:
+    """The executor `--workers` / `--ray` ask for (None: this event loop plays the batch)."""
+    from conversation_engine.core.errors import UserInputError
+
+    if workers is None and ray_address is None:
+        return None
+    if workers is not None and ray_address is not None:
+        raise UserInputError("--workers and --ray are two ways to run the batch; give one of them.")
+    if wire_layer is not None:
+        raise UserInputError(
+            "--record and --replay capture the model calls of this process; drop them or drop "
+            f"{'--workers' if workers is not None else '--ray'}."
+        )
+    if ray_address is not None:
+        from conversation_engine.batch.executors.ray import RayExecutor
+
+        return RayExecutor(ray_address)
+    from conversation_engine.batch.executors.workers import WorkerExecutor
+
+    return WorkerExecutor(workers)
+
+
+def _print_summary(batch_dir: Path) -> None:
+    """The batch summary table: statuses, success rate, end reasons, score, turns, cost (the
+    rows read from the batch's `results.ndjson` one at a time)."""
     from rich.table import Table
 
-    from conversation_engine.batch.storage import summarize
+    from conversation_engine.batch.storage import RESULTS_FILE, iter_rows, summarize
 
-    summary = summarize(rows)
+    summary = summarize(iter_rows(batch_dir / RESULTS_FILE))
     table = Table("", "value", title="Batch summary", title_justify="left")
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary.status_counts.items()))
     reasons = ", ".join(f"{n} {r}" for r, n in sorted(summary.end_reasons.items()))

@@ -20,6 +20,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from conversation_engine.cli._apps import app
+from conversation_engine.cli._observe import (
+    BUDGET_REACHED_EXIT_CODE,
+    BudgetOption,
+    FollowOption,
+    TraceOption,
+    budget_for,
+)
 from conversation_engine.cli._terminal import (
     INTERRUPTED_EXIT_CODE,
     WRITE_FAILED_EXIT_CODE,
@@ -40,6 +47,14 @@ from conversation_engine.cli._terminal import (
     quiet_cancellations,
     user_errors,
     wrapper_host,
+)
+from conversation_engine.cli.replay import (
+    RecordOption,
+    ReplayModeOption,
+    ReplayOption,
+    ReplayReportOption,
+    finish_replay,
+    wire_setup,
 )
 
 # Per-side options: `--a-<field>` and `--b-<field>` share their help.
@@ -142,6 +157,13 @@ def compare(
             "commas (also tokens, cost, wall_time, wall_time_p50, wall_time_p95).",
         ),
     ] = None,
+    record: RecordOption = None,
+    replay: ReplayOption = None,
+    replay_mode: ReplayModeOption = "strict",
+    replay_report: ReplayReportOption = None,
+    follow: FollowOption = None,
+    trace: TraceOption = None,
+    budget_usd: BudgetOption = None,
     debug: DebugOption = False,
 ) -> None:
     """A/B test two configurations on the same scenarios and seeds.
@@ -171,6 +193,10 @@ def compare(
         from conversation_engine.core.errors import ResultsWriteError
         from conversation_engine.core.settings import get_settings
         from conversation_engine.inputs.scenario import load_scenarios
+        from conversation_engine.observability.budget import BudgetReachedError
+        from conversation_engine.observability.events import observing
+        from conversation_engine.observability.follow import FollowPrinter
+        from conversation_engine.observability.tracing import traced
 
         results_dir = get_settings().RESULTS_DIR
         gate = parse_fail_on(fail_on) if fail_on is not None else []
@@ -227,13 +253,20 @@ def compare(
             out_dir = out or results_dir / f"compare-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
         quiet_cancellations(debug)
         check_output_dir(out_dir)  # before anything runs, not after every conversation did
+        # --replay answers the shared endpoint (side A's model, the customer, the evaluator)
+        # from a recording: two engines A/B-tested on identical model behaviour.
+        wire = wire_setup(record, replay, replay_mode)
 
         async def main() -> ComparisonRun | None:
-            wrapper = make_wrapper()
+            wrapper = make_wrapper(wire.layer)
             loop = asyncio.get_running_loop()
             current = asyncio.current_task()
             assert current is not None
             try:
+                # One cap for both sides, the customer and the evaluator; every model they ask
+                # for needs a price, checked before anything shows.
+                side_models = [side.model for side in sides.values() if side.model]
+                budget = budget_for(budget_usd, wrapper.model, *side_models)
                 # A side's own endpoint needs its key variable: refused before anything shows.
                 lines = [await _side_line(sides, side, wrapper) for side in ("a", "b")]
                 announce_endpoint(wrapper, lines)
@@ -265,7 +298,7 @@ def compare(
 
                     if resume:
                         return await resume_comparison(
-                            out_dir, openai_wrapper=wrapper, on_progress=on_progress
+                            out_dir, openai_wrapper=wrapper, on_progress=on_progress, budget=budget
                         )
                     return await run_comparison(
                         loaded,
@@ -282,6 +315,7 @@ def compare(
                         bootstrap=BootstrapSettings(resamples=resamples),
                         scenarios_file=str(scenario_path),
                         on_progress=on_progress,
+                        budget=budget,
                     )
             except asyncio.CancelledError:
                 return None
@@ -289,13 +323,25 @@ def compare(
                 loop.remove_signal_handler(signal.SIGINT)
                 await wrapper.aclose()
 
+        printer = FollowPrinter(console, follow=follow, prefix=True) if follow else None
+        command = f"conversation-engine compare --resume {shlex.quote(str(out_dir))}"
         try:
-            result = asyncio.run(main())
+            with traced(trace), observing(*([printer] if printer else [])):
+                result = asyncio.run(main())
         except (OSError, ResultsWriteError) as error:  # a full disk: no traceback
             print_error(error)
             raise typer.Exit(WRITE_FAILED_EXIT_CODE) from None
+        except BudgetReachedError as stop:
+            spent, cap = stop.summary["spent_usd"], stop.summary["cap_usd"]
+            err_console.print(
+                f"[yellow]Budget reached:[/] ${spent:.4f} spent of ${cap:.4f} (estimated); "
+                f"{stop.done} of {stop.total} conversations finished and are kept in "
+                f"{_t(out_dir / 'batches')}; no report written yet. Raise the cap and resume "
+                f"with: [bold]{_t(command)} --budget-usd <higher>[/]",
+                soft_wrap=True,
+            )
+            raise typer.Exit(BUDGET_REACHED_EXIT_CODE) from None
         if result is None:
-            command = f"conversation-engine compare --resume {shlex.quote(str(out_dir))}"
             err_console.print(
                 f"[yellow]Interrupted:[/] no report written yet; the finished conversations are "
                 f"kept in {_t(out_dir / 'batches')}. Resume with: [bold]{_t(command)}[/]",
@@ -303,6 +349,9 @@ def compare(
             )
             raise typer.Exit(INTERRUPTED_EXIT_CODE)
         _print_comparison(result)
+        # Side B replaying side A's recording differs wherever its engine asks otherwise:
+        # shown, not an exit code (the gate decides that).
+        finish_replay(wire, replay_report, exit_on_divergence=False)
         failures = gate_failures(result.comparison, gate)
         for failure in failures:
             err_console.print(f"[bold red]Gate failed[/] on {_t(failure)}", soft_wrap=True)

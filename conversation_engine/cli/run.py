@@ -21,11 +21,17 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from conversation_engine.cli._apps import app
+from conversation_engine.cli._observe import (
+    BUDGET_REACHED_EXIT_CODE,
+    BudgetOption,
+    TraceOption,
+    budget_for,
+)
 from conversation_engine.cli._terminal import (
     INTERRUPTED_EXIT_CODE,
     WRITE_FAILED_EXIT_CODE,
@@ -46,7 +52,18 @@ from conversation_engine.cli._terminal import (
     user_errors,
     write_json,
 )
+from conversation_engine.cli.replay import (
+    RecordOption,
+    ReplayModeOption,
+    ReplayOption,
+    ReplayReportOption,
+    finish_replay,
+    wire_setup,
+)
 from conversation_engine.core._deadline import CANCEL_GRACE_SECONDS
+
+if TYPE_CHECKING:
+    from conversation_engine.observability.budget import Budget
 
 #: How long Ctrl-C waits for the conversations in flight to wind down (`_settle`).
 SETTLE_SECONDS = 2 * CANCEL_GRACE_SECONDS
@@ -77,6 +94,16 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the results as JSON instead of transcripts.")
     ] = False,
+    record: RecordOption = None,
+    replay: ReplayOption = None,
+    replay_mode: ReplayModeOption = "strict",
+    replay_report: ReplayReportOption = None,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", help="Print each message as it is produced, not at the end."),
+    ] = False,
+    trace: TraceOption = None,
+    budget_usd: BudgetOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Play scenarios through an engine, show the transcripts and write the contract results.
@@ -93,10 +120,14 @@ def run(
         from conversation_engine.engines import create_engine, resolve_engine
         from conversation_engine.inputs.scenario import check_variables, load_scenarios
         from conversation_engine.inputs.specs import PromptSpec
+        from conversation_engine.observability.events import observing
+        from conversation_engine.observability.follow import FollowPrinter
+        from conversation_engine.observability.tracing import traced
 
         settings = get_settings()
         scenario_path = scenarios or default_scenarios_path()
         loaded = load_scenarios(scenario_path)
+        wire = wire_setup(record, replay, replay_mode)
         quiet_cancellations(debug)
         engine_cls = resolve_engine(engine)
         out_path = results_file(out, settings.RESULTS_DIR)
@@ -108,6 +139,7 @@ def run(
         with_bar = not as_json and len(loaded) > PROGRESS_BAR_ABOVE
         progress = progress_bar(clock) if with_bar else None
         task = None
+        caps: list[Budget] = []  # the budget main() sets, for the notice after the run
 
         def show(index: int, result: dict[str, Any]) -> None:
             finished[index] = result
@@ -120,7 +152,7 @@ def run(
                 progress.update(
                     task, completed=len(finished), failed=failed, active=min(slots, left)
                 )
-            if as_json:
+            if as_json or follow:  # with --follow, every line is already shown
                 return
             try:
                 print_transcript(result, console, names=names)
@@ -130,7 +162,9 @@ def run(
         async def main() -> bool:
             """Play the scenarios; False when Ctrl-C stopped it."""
             nonlocal task
-            wrapper = make_wrapper()
+            wrapper = make_wrapper(wire.layer)
+            budget = budget_for(budget_usd, wrapper.model)
+            caps.extend([budget] if budget is not None else [])
             loop = asyncio.get_running_loop()
             current = asyncio.current_task()
             assert current is not None
@@ -152,6 +186,7 @@ def run(
                     timeout_sec=timeout,
                     concurrency=slots,
                     on_result=show,
+                    budget=budget,
                 )
                 if progress is None:
                     await play
@@ -174,7 +209,13 @@ def run(
                     loop.remove_signal_handler(signal.SIGINT)
                 await wrapper.aclose()
 
-        complete = asyncio.run(main())
+        printer = (
+            FollowPrinter(console, names=names, prefix=len(loaded) > 1)
+            if follow and not as_json
+            else None
+        )
+        with traced(trace), observing(*([printer] if printer else [])):
+            complete = asyncio.run(main())
         results = [finished[index] for index in sorted(finished)]
         if not complete:
             _save_interrupted(results, len(loaded), out_path)
@@ -191,6 +232,12 @@ def run(
             sys.stdout.write(json_dumps(results, indent=2, for_terminal=True) + "\n")
         else:
             _print_summary(results, out_path)
+        skipped = [scenario.name for index, scenario in enumerate(loaded) if index not in finished]
+        if caps and caps[0].reached and skipped:
+            _print_budget_reached(caps[0], skipped, len(loaded))
+        finish_replay(wire, replay_report, show=not as_json)
+        if caps and caps[0].reached and skipped:
+            raise typer.Exit(BUDGET_REACHED_EXIT_CODE)
 
 
 def _on_sigint(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> bool:
@@ -255,6 +302,17 @@ def _save_interrupted(results: list[dict[str, Any]], total: int, out: Path) -> N
         soft_wrap=True,
     )
     raise typer.Exit(INTERRUPTED_EXIT_CODE)
+
+
+def _print_budget_reached(budget: Budget, skipped: list[str], total: int) -> None:
+    """One line on stderr (stdout may be JSON): the cap, what it left out, how to raise it."""
+    err_console.print(
+        f"[yellow]Budget reached:[/] ${budget.spent_usd:.4f} spent of ${budget.cap_usd:.4f} "
+        f"(estimated); {len(skipped)} of {total} scenario(s) not started: "
+        f"{_t(', '.join(skipped))}. Raise the cap with --budget-usd (or BUDGET_USD) to run "
+        "them.",
+        soft_wrap=True,
+    )
 
 
 def _print_summary(results: list[dict[str, Any]], out: Path) -> None:

@@ -47,6 +47,7 @@ from conversation_engine.engines import resolve_engine
 from conversation_engine.inputs.scenario import Scenario, check_variables
 from conversation_engine.inputs.specs import load_prompt_spec
 from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.observability.budget import Budget, BudgetReachedError
 
 BATCHES_DIR = "batches"
 JOB_FILE = "compare.json"
@@ -209,6 +210,7 @@ async def run_comparison(
     tool_backend: Any = None,
     side_a: SideConfig | None = None,
     side_b: SideConfig | None = None,
+    budget: Budget | None = None,
 ) -> ComparisonRun:
     """Run both sides over `scenarios` × `repeat` and write the comparison to `out_dir`.
 
@@ -221,13 +223,16 @@ async def run_comparison(
     `out_dir` is bad, and `ResultsWriteError` (or the `OSError` of a report file) if results
     cannot be written (a full disk). Cancelling the calling task cancels the batches in
     flight; their rows so far are kept and `resume_comparison(out_dir)` finishes the rest.
+    `budget`: one spending cap for both sides (agents, customer and evaluator); at the cap
+    no run starts, those in flight finish, and `BudgetReachedError` says what ran (no report
+    is written); `resume_comparison` with a higher cap finishes it.
     """
     out_dir = Path(out_dir)
     bootstrap = bootstrap or BootstrapSettings()
     sides = _sides(engine_a, engine_b, spec, side_a, side_b)
     shared = _Shared(openai_wrapper)
     processors = _processors(
-        shared, sides, out_dir, concurrency, max_turns, timeout_sec, tool_backend
+        shared, sides, out_dir, concurrency, max_turns, timeout_sec, tool_backend, budget
     )
     try:
         batch_ids = {
@@ -267,18 +272,27 @@ async def resume_comparison(
     openai_wrapper: Any = None,
     on_progress: ProgressListener | None = None,
     tool_backend: Any = None,
+    budget: Budget | None = None,
 ) -> ComparisonRun:
     """Finish the interrupted comparison in `out_dir` and write its reports.
 
     Its engines, spec, trials, seed and settings are those `compare.json` recorded; each
     (scenario, trial, side) without a row runs once, in the same interleaved order, and the
     rows already written are kept. A finished comparison just gets its reports again.
+    `budget`: as for `run_comparison`; it counts what the rows already written cost.
     """
     out_dir = Path(out_dir)
     job = load_comparison_job(out_dir)
     shared = _Shared(openai_wrapper)
     processors = _processors(
-        shared, job.sides, out_dir, job.concurrency, job.max_turns, job.timeout_sec, tool_backend
+        shared,
+        job.sides,
+        out_dir,
+        job.concurrency,
+        job.max_turns,
+        job.timeout_sec,
+        tool_backend,
+        budget,
     )
     try:
         return await _run(job, processors, shared, out_dir, on_progress, resume=True)
@@ -324,11 +338,12 @@ def _processors(
     max_turns: int | None,
     timeout_sec: float | None,
     tool_backend: Any,
+    budget: Budget | None = None,
 ) -> dict[str, BatchProcessor]:
     """One processor per side; both engines are resolved before either batch is saved.
 
     A side's bot runs on its own endpoint where it sets one; its customer and its evaluator
-    always run on the shared endpoint with side A's spec.
+    always run on the shared endpoint with side A's spec. Both share `budget`: one cap.
     """
     baseline = sides["a"].spec
     processors = {}
@@ -351,6 +366,8 @@ def _processors(
             engine_options=engine_options,
             evaluator_endpoint=shared.endpoint,
             evaluator_spec=baseline if config.spec != baseline else None,
+            side=side,
+            budget=budget,
         )
     return processors
 
@@ -391,6 +408,7 @@ async def _run(
         # One side's failure stopped both; report it as itself, not as a group.
         raise group_error.exceptions[0] from None
     wall_seconds = round(time.monotonic() - started, 3)
+    _stop_if_over_budget(job, {side: task.result() for side, task in tasks.items()}, out_dir)
     label_a, label_b = side_label(job.a, job.b, "A"), side_label(job.b, job.a, "B")
     runs: dict[str, EngineRun] = {}
     for (side, task), label in zip(tasks.items(), (label_a, label_b), strict=True):
@@ -405,7 +423,7 @@ async def _run(
             label=label,
             batch_id=job.batch_ids[side],
             batch_dir=f"{BATCHES_DIR}/{job.batch_ids[side]}",
-            rows=summary["results"],
+            rows=await _stored_rows(processors[side], job.batch_ids[side]),
             wall_seconds=wall_seconds,
             status=summary["status"],
         )
@@ -429,6 +447,32 @@ async def _run(
     return ComparisonRun(comparison=comparison, a=runs["a"], b=runs["b"], paths=paths)
 
 
+def _stop_if_over_budget(
+    job: ComparisonJob, summaries: dict[str, dict[str, Any]], out_dir: Path
+) -> None:
+    """`BudgetReachedError` when the cap left either side's batch unfinished: paired
+    differences of a part of the runs would mislead, so no report is written."""
+    stopped = [
+        s
+        for s in summaries.values()
+        if s["status"] == "cancelled" and s.get("budget", {}).get("reached")
+    ]
+    if not stopped:
+        return
+    budget = stopped[0]["budget"]
+    done = sum(s["successful_scenarios"] + s["failed_scenarios"] for s in summaries.values())
+    total = 2 * job.scenario_count * job.repeat
+    raise BudgetReachedError(
+        f"Budget reached: ${budget['spent_usd']:.4f} spent of ${budget['cap_usd']:.4f} "
+        f"(estimated); {done} of {total} conversations finished and are kept in "
+        f"{Path(out_dir) / BATCHES_DIR}; no report was written. resume_comparison() with a "
+        "higher cap finishes it.",
+        budget,
+        done=done,
+        total=total,
+    )
+
+
 async def _run_side(
     processor: BatchProcessor,
     batch_id: str,
@@ -441,7 +485,14 @@ async def _run_side(
         return on_progress(side, event) if on_progress is not None else None
 
     run = processor.resume_batch if resume else processor.run_batch
-    return await run(batch_id, on_progress=listener, lane=schedule.lane(side))
+    # No rows are held while the batches run; they are read back from the store for the
+    # analysis once both are done (`_stored_rows`).
+    return await run(batch_id, on_progress=listener, lane=schedule.lane(side), return_rows=False)
+
+
+async def _stored_rows(processor: BatchProcessor, batch_id: str) -> list[dict[str, Any]]:
+    """A finished side's rows, in scenario and trial order, read from its batch's store."""
+    return await asyncio.to_thread(lambda: processor.get_batch_results(batch_id) or [])
 
 
 def _extra(run: EngineRun, processor: BatchProcessor) -> dict[str, Any]:

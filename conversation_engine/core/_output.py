@@ -171,10 +171,16 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def replace_file(path: Path, data: bytes | str) -> None:
+#: Bytes gathered from the pieces of `replace_file` before each write.
+_WRITE_CHUNK = 1 << 20
+
+
+def replace_file(path: Path, data: bytes | str | Iterable[bytes | str]) -> None:
     """Replace `path` by a file holding `data` (text is written as UTF-8); a reader (or a
     crash) never sees half of it. The one atomic write: every file the package replaces
     (batch status, scenarios, exports, summary, reports, `run`'s results) goes through it.
+    `data` may also come in pieces (an iterable), written as they come: a batch's exports
+    never need the whole text in memory.
 
     Never replaces anything but a regular file (`OutputTargetError`). On a failure (a full
     disk) `path` is left as it was and the partial file is removed; the error is raised.
@@ -188,7 +194,10 @@ def replace_file(path: Path, data: bytes | str) -> None:
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
         try:
-            write_all(fd, data)
+            if isinstance(data, bytes):
+                write_all(fd, data)
+            else:
+                _write_pieces(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -196,6 +205,17 @@ def replace_file(path: Path, data: bytes | str) -> None:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def _write_pieces(fd: int, pieces: Iterable[bytes | str]) -> None:
+    """Write text and bytes pieces to `fd`, gathered into writes of about `_WRITE_CHUNK`."""
+    buffered = bytearray()
+    for piece in pieces:
+        buffered += piece.encode("utf-8") if isinstance(piece, str) else piece
+        if len(buffered) >= _WRITE_CHUNK:
+            write_all(fd, bytes(buffered))
+            buffered.clear()
+    write_all(fd, bytes(buffered))
 
 
 def overwrite_in_place(path: Path, data: bytes) -> bool:

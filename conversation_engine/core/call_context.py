@@ -11,7 +11,7 @@ Roles: an agent id for the bot's agents, `CLIENT_ROLE` for the simulated custome
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -34,11 +34,28 @@ class ConversationRef:
     side: str | None = None
     session_id: str | None = None
     calls: int = field(default=0)
+    _on_end: list[Callable[[], None]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
 
     def next_call(self) -> int:
         """Number the next model call of this conversation (1, 2, ...)."""
         self.calls += 1
         return self.calls
+
+    def when_ended(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once, when the conversation ends: its outermost `in_conversation`
+        block exits (a batch's row, the evaluator included; a lone engine call otherwise).
+
+        Per-conversation state kept elsewhere (a recording's open file, a replay's queues)
+        is released there, so a long batch holds only the conversations in flight.
+        """
+        self._on_end.append(callback)
+
+    def _end(self) -> None:
+        callbacks, self._on_end = self._on_end, []
+        for callback in callbacks:
+            callback()
 
 
 _CONVERSATION: ContextVar[ConversationRef | None] = ContextVar(
@@ -54,12 +71,16 @@ def current_conversation() -> ConversationRef | None:
 
 @contextmanager
 def in_conversation(ref: ConversationRef) -> Iterator[ConversationRef]:
-    """Run the block as part of conversation `ref`."""
+    """Run the block as part of conversation `ref`; leaving the outermost block for `ref`
+    ends the conversation (`ConversationRef.when_ended`)."""
+    outermost = _CONVERSATION.get() is not ref
     token = _CONVERSATION.set(ref)
     try:
         yield ref
     finally:
         _CONVERSATION.reset(token)
+        if outermost:
+            ref._end()
 
 
 def current_role() -> str | None:

@@ -57,3 +57,16 @@ class OutputTargetError(UserInputError):
 class ResultsWriteError(ConversationEngineError):
     """Results could not be written after conversations ran (a full disk, an I/O error); the
     message says what is kept and how to go on."""
+
+
+class ReplayDivergence(ConversationEngineError):
+    """A replayed conversation sent the model a request other than the recorded one (strict
+    replay ends it here; the message names the call, the role and the first differing field)."""
+
+
+class ReplayRanDry(ConversationEngineError):
+    """A replayed conversation asked the model more than the recording holds for its role."""
+
+
+class RecordingError(UserInputError):
+    """A recording that cannot be read: a missing directory, a damaged or truncated file."""

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     """`RolloutConversationEngine`: the share of scenarios sent to the AutoGen engine."""
     ROLLOUT_BASELINE: str = "legacy"
     """`RolloutConversationEngine`: the baseline and fallback (`legacy` or `package.module:Class`)."""
+    BUDGET_USD: float | None = Field(default=None, gt=0)
+    """Spending cap of `run`, `batch` and `compare` (estimated USD); None: no cap."""
+    MODEL_PRICES: str = ""
+    """Prices of models the built-in table lacks: a JSON object or a JSON file's path,
+    `{"model": [input, output]}` in USD per 1K tokens (`observability.prices`)."""
     PROMPTS_DIR: Path = Field(default_factory=lambda: project_path("prompt_specs"))
     FIXTURES_DIR: Path = Field(default_factory=lambda: project_path("fixtures"))
     RESULTS_DIR: Path = Path("results")

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,19 @@ from conversation_engine.core.call_context import (
 from conversation_engine.core.contract import Usage
 from conversation_engine.core.outcome import ConversationOutcome, seed_of, unwrap_error
 from conversation_engine.core.settings import Settings, get_settings
-from conversation_engine.engines.bot import Bot
-from conversation_engine.engines.customer import SimulatedClient
+from conversation_engine.engines.bot import Bot, RewindableBot
+from conversation_engine.engines.customer import (
+    Customer,
+    CustomerFactory,
+    CustomerSeat,
+    SimulatedClient,
+)
 from conversation_engine.engines.driver import ConversationDriver
 from conversation_engine.engines.host import HostService, log_spec_source, warn_emulated_tools
+from conversation_engine.engines.scripted_customer import ScriptedCustomer
 from conversation_engine.inputs.scenario import (
     IN_FLIGHT_SESSIONS,
+    Scenario,
     default_client_data,
     parse_scenario,
     prepare_variables,
@@ -41,6 +49,7 @@ from conversation_engine.inputs.specs import (
     resolve_spec_path,
 )
 from conversation_engine.llm.endpoint import OpenAIWrapper, as_blocked_error
+from conversation_engine.observability import events
 from conversation_engine.tools.base import ToolBackend
 from conversation_engine.tools.catalogue import ToolCatalogue
 from conversation_engine.tools.declared import with_declared_tools
@@ -48,6 +57,12 @@ from conversation_engine.tools.default import default_tool_backend
 from conversation_engine.tools.session import SessionTools
 
 logger = logging.getLogger(__name__)
+
+# The customer `run_with_customer` asked for; a context variable rather than a parameter of
+# `_run`, so the run skeleton stays one path whoever the customer is.
+_CUSTOMER_FACTORY: ContextVar[CustomerFactory | None] = ContextVar(
+    "conversation_engine_customer_factory", default=None
+)
 
 
 def greeting_of(variables: Mapping[str, Any]) -> str | None:
@@ -143,6 +158,28 @@ class ContractEngine(ABC):
         """Tools mode: the spec's agents, tools and handoffs; speakers `agent_<id>`/`client`."""
         return await self._run(scenario, max_turns, timeout_sec, basic=False)
 
+    async def run_with_customer(
+        self,
+        scenario: dict[str, Any],
+        customer: CustomerFactory,
+        *,
+        basic: bool = False,
+        max_turns: int | None = None,
+        timeout_sec: float | None = None,
+    ) -> dict[str, Any]:
+        """One conversation whose customer `customer(seat)` builds, in place of the scenario's
+        own (a person at a terminal: `conversation-engine chat`); the result is the usual one.
+
+        When the engine's bot can save its state (`RewindableBot`: both shipped engines), the
+        driver keeps a checkpoint before each of the customer's answers, so the customer may
+        take lines back (`ClientReply.take_back`).
+        """
+        token = _CUSTOMER_FACTORY.set(customer)
+        try:
+            return await self._run(scenario, max_turns, timeout_sec, basic=basic)
+        finally:
+            _CUSTOMER_FACTORY.reset(token)
+
     @abstractmethod
     def _new_bot(self, spec: PromptSpec, outcome: ConversationOutcome, *, basic: bool) -> Bot:
         """A fresh bot for the formatted `spec`, for the session and seed of `outcome`.
@@ -161,7 +198,38 @@ class ContractEngine(ABC):
         # A batch says which conversation this is (trial, side); a lone call is its own.
         ref = current_conversation() or ConversationRef(scenario=outcome.scenario_name)
         with in_conversation(ref):
-            return await self._play(scenario, max_turns, timeout_sec, outcome, ref, basic=basic)
+            if not events.observed():
+                return await self._play(scenario, max_turns, timeout_sec, outcome, ref, basic=basic)
+            return await self._observed_play(scenario, max_turns, timeout_sec, outcome, ref, basic)
+
+    async def _observed_play(
+        self,
+        scenario: Any,
+        max_turns: int | None,
+        timeout_sec: float | None,
+        outcome: ConversationOutcome,
+        ref: ConversationRef,
+        basic: bool,
+    ) -> dict[str, Any]:
+        """`_play`, framed by the conversation's start and end events (tracing, `--follow`)."""
+        events.emit(
+            events.ConversationStarted(
+                engine=type(self).__name__, spec=self.prompt_spec_name, tools=not basic
+            )
+        )
+        result: dict[str, Any] = {"status": "cancelled"}
+        try:
+            result = await self._play(scenario, max_turns, timeout_sec, outcome, ref, basic=basic)
+            return result
+        finally:
+            events.emit(
+                events.ConversationEnded(
+                    status=str(result.get("status")),
+                    end_reason=result.get("end_reason"),
+                    error_type=result.get("error_type"),
+                    turns=int(result.get("total_turns") or 0),
+                )
+            )
 
     async def _play(
         self,
@@ -190,17 +258,15 @@ class ContractEngine(ABC):
                 spec = self.prompt_specification.format(
                     variables, self.prompt_specification.conversation_agent_ids
                 )
+                bot = self._new_bot(spec, outcome, basic=basic)
+                customer, rewindable = self._new_customer(parsed, spec, variables, outcome, bot)
                 driver = ConversationDriver(
-                    self._new_bot(spec, outcome, basic=basic),
-                    SimulatedClient(
-                        self._customer_prompt(spec, variables),
-                        self.customer_openai,
-                        held,
-                        seed=outcome.seed,
-                    ),
+                    bot,
+                    customer,
                     outcome,
                     basic=basic,
                     greeting=greeting_of(variables),
+                    rewindable=rewindable,
                 )
                 # Bounded even if the bot ignores its cancellation (deadline.py).
                 await bounded(driver.play(turns_limit), what=f"conversation {held}")
@@ -221,6 +287,31 @@ class ContractEngine(ABC):
         finally:
             if held is not None:
                 IN_FLIGHT_SESSIONS.release(held)
+
+    def _new_customer(
+        self,
+        scenario: Scenario,
+        spec: PromptSpec,
+        variables: Mapping[str, Any],
+        outcome: ConversationOutcome,
+        bot: Bot,
+    ) -> tuple[Customer, bool]:
+        """The conversation's customer, and whether the driver keeps checkpoints for it: the
+        simulated customer, the scenario's script in front of it, or `run_with_customer`'s."""
+        simulated = SimulatedClient(
+            self._customer_prompt(spec, variables),
+            self.customer_openai,
+            outcome.session_id,
+            seed=outcome.seed,
+        )
+        script = scenario.customer_script
+        own: Customer = simulated if script is None else ScriptedCustomer(script, simulated)
+        factory = _CUSTOMER_FACTORY.get()
+        if factory is None:
+            return own, False
+        rewindable = isinstance(bot, RewindableBot)
+        seat = CustomerSeat(variables, outcome.history, own, can_take_back=rewindable)
+        return factory(seat), rewindable
 
     def _customer_prompt(self, spec: PromptSpec, variables: Mapping[str, Any]) -> str:
         """The customer's persona: the formatted `client` prompt of the customer spec."""

@@ -8,7 +8,7 @@ so both sides of an A/B comparison face the same customer by construction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from conversation_engine.core.contract import HistoryEntry
 
@@ -36,4 +36,18 @@ class Bot(Protocol):
 
     def unfinished(self) -> list[HistoryEntry]:
         """The entries of an exchange cut short by a failure or the deadline, kept as history."""
+        ...
+
+
+@runtime_checkable
+class RewindableBot(Bot, Protocol):
+    """A bot whose state can be saved between exchanges and restored, so a customer can take
+    back a line (`chat`'s `/undo`). Tool side effects in a backend are not part of it."""
+
+    async def save_state(self) -> object:
+        """The agents' state between exchanges (contexts, current agent); opaque to callers."""
+        ...
+
+    async def load_state(self, state: object) -> None:
+        """Return to a state `save_state` gave; the exchange after it can be played again."""
         ...

@@ -10,12 +10,13 @@ current agent.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from conversation_engine.core.call_context import speaking_as
 from conversation_engine.core.contract import (
@@ -31,6 +32,7 @@ from conversation_engine.engines.base import ContractEngine
 from conversation_engine.engines.bot import BotTurn
 from conversation_engine.inputs.specs import PromptSpec
 from conversation_engine.llm.endpoint import reply_text, reply_tool_calls
+from conversation_engine.observability import events
 from conversation_engine.tools.catalogue import (
     handoff_not_executed,
     handoff_result,
@@ -184,6 +186,7 @@ class LegacyBot:
             if text.strip():
                 entry.content.append(text.strip())
                 spoken.append(text.strip())
+                events.say(events.AgentMessage, agent=agent_id, text=text.strip())
             if not calls:
                 self.contexts[agent_id].append({"role": "assistant", "content": text})
                 return self._turn(entry, spoken)
@@ -208,6 +211,15 @@ class LegacyBot:
             self.max_calls,
         )
         return self._turn(entry, spoken, capped=True)
+
+    async def save_state(self) -> object:
+        """The agents' contexts and the current agent, between exchanges (a deep copy)."""
+        return copy.deepcopy((self.contexts, self.current, self.last_client_text))
+
+    async def load_state(self, state: object) -> None:
+        """Return to a state `save_state` gave (copied again, so it can be loaded twice)."""
+        saved = cast(tuple[dict[str, list[dict[str, Any]]], str, str | None], state)
+        self.contexts, self.current, self.last_client_text = copy.deepcopy(saved)
 
     def unfinished(self) -> list[HistoryEntry]:
         """What an interrupted exchange had produced: its closed entries, and the open one if
@@ -254,10 +266,13 @@ class LegacyBot:
                 else:
                     result = handoff_result(target)
                     outcome.handoff_to = target
+                    if events.observed():
+                        events.emit(events.Handoff(source=entry.agent_id, target=target))
             elif name not in offered:
                 result = {"error": f"Tool '{name}' is not available to agent '{entry.agent_id}'."}
             else:
-                result = await self.tools.execute(name, call.function.arguments)
+                with speaking_as(entry.agent_id):  # the tool call is this agent's (tracing)
+                    result = await self.tools.execute(name, call.function.arguments)
                 if name == END_CALL_TOOL:
                     outcome.ended_call = True
             content = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)

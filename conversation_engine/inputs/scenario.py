@@ -43,6 +43,11 @@ from conversation_engine.core.errors import (
     TemplateVariableError,
 )
 from conversation_engine.core.settings import Settings, get_settings
+from conversation_engine.inputs.customer_script import (
+    CUSTOMER_SCRIPT_KEY,
+    CustomerScript,
+    parse_customer_script,
+)
 
 if TYPE_CHECKING:
     from conversation_engine.inputs.specs import PromptSpec
@@ -127,6 +132,14 @@ class Scenario(BaseModel):
                 )
         return self
 
+    @property
+    def customer_script(self) -> CustomerScript | None:
+        """The scenario's scripted customer (`customer_script`), None when a model plays it."""
+        raw = (self.model_extra or {}).get(CUSTOMER_SCRIPT_KEY)
+        if raw is None:
+            return None
+        return parse_customer_script(raw, where=f"Scenario {_quoted(self.name, 100)}")
+
     def get(self, key: str, default: Any = None) -> Any:
         """A value from the variables, else from the scenario's own top-level keys."""
         if key in self.variables:
@@ -180,6 +193,8 @@ def parse_scenario(obj: Any, *, where: str = "scenario") -> Scenario:
                 f"{where}: {field} holds a lone surrogate ({surrogate!r}), which is not "
                 "Unicode text and cannot be sent to a model; fix the text."
             )
+    if obj.get(CUSTOMER_SCRIPT_KEY) is not None:
+        parse_customer_script(obj[CUSTOMER_SCRIPT_KEY], where=f"{where} ({_quoted(name, 100)})")
     try:
         return Scenario.model_validate({**obj, "variables": dict(variables)})
     except ValidationError as exc:  # checked above; anything left is named, not a traceback

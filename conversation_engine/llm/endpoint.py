@@ -27,6 +27,8 @@ from conversation_engine.core.errors import (
     MALFORMED_RESPONSE_MESSAGE,
     APIBlockedError,
     MalformedResponseError,
+    ReplayDivergence,
+    ReplayRanDry,
 )
 from conversation_engine.core.settings import Settings, get_settings
 from conversation_engine.llm._completion_check import (
@@ -34,23 +36,17 @@ from conversation_engine.llm._completion_check import (
     SurrogateSafeTransport,
     tool_call_arguments,
 )
+from conversation_engine.llm._sdk_fast_path import skipping_request_transform
 from conversation_engine.llm.rate_limit import (
     RateLimitedTransport,
     RateLimiter,
     RetryAfterTooLongError,
 )
+from conversation_engine.observability.model_calls import ObservedTransport
+from conversation_engine.observability.prices import PRICES_PER_1K as PRICES_PER_1K  # legacy home
+from conversation_engine.observability.prices import cost_usd
 
 logger = logging.getLogger(__name__)
-
-#: Legacy price table: USD per 1K tokens, (input, output). A model not in it has an unknown
-#: cost (None), never 0.
-PRICES_PER_1K: dict[str, tuple[float, float]] = {
-    "gpt-4o-mini": (0.00015, 0.0006),
-    "gpt-4.1-mini": (0.0003, 0.0012),
-    "gpt-4o": (0.005, 0.015),
-    "gpt-4": (0.03, 0.06),
-    "gpt-3.5-turbo": (0.0015, 0.002),
-}
 
 SIMULATED_BASE_URL = "http://simulated-llm.local/v1"
 SIMULATED_MODEL = "simulated"
@@ -68,10 +64,8 @@ def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> flo
     A simulated LLM's calls have no price whatever model name they were sent with: price them
     with `OpenAIWrapper.cost_of`, which knows whether the simulated LLM answered.
     """
-    prices = PRICES_PER_1K.get(model)
-    if prices is None:
-        return None
-    return (prompt_tokens * prices[0] + completion_tokens * prices[1]) / 1000
+    # One table for the package (`observability.prices`), with the user's `MODEL_PRICES`.
+    return cost_usd(model, prompt_tokens, completion_tokens, get_settings().MODEL_PRICES)
 
 
 @lru_cache(maxsize=1)
@@ -101,7 +95,7 @@ def wire_error_of(error: openai.APIError) -> BaseException:
     """
     cause = error.__cause__
     if isinstance(error, openai.APIConnectionError) and isinstance(
-        cause, MalformedResponseError | RetryAfterTooLongError
+        cause, MalformedResponseError | RetryAfterTooLongError | ReplayDivergence | ReplayRanDry
     ):
         return cause
     return error
@@ -130,6 +124,7 @@ class OpenAIWrapper:
         default_headers: Mapping[str, str] | None = None,
         max_connections: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
+        wire_layer: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport] | None = None,
         rate_limiter: RateLimiter | None = None,
         usage_log: UsageLog | None = None,
         settings: Settings | None = None,
@@ -154,6 +149,10 @@ class OpenAIWrapper:
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         wire = transport or httpx.AsyncHTTPTransport(limits=limits)
+        if wire_layer is not None:
+            # Recording or replay (`conversation_engine.replay`): beneath the rate limiter, so
+            # that it sees each attempt that reaches the model, retries included.
+            wire = wire_layer(wire)
         self._completion_check = CompletionCheck()
         if rate_limiter is None and (settings.RATE_LIMIT_RPM or settings.RATE_LIMIT_TPM):
             rate_limiter = RateLimiter(
@@ -162,6 +161,9 @@ class OpenAIWrapper:
         self.rate_limiter = rate_limiter
         if rate_limiter is not None:
             wire = RateLimitedTransport(wire, rate_limiter)
+        # Every chat completion is reported to the event stream when something listens
+        # (tracing, `--follow`, a budget); otherwise this layer only forwards.
+        wire = ObservedTransport(wire)
         # Outermost, so that every reader, hooks included, gets text that encodes again.
         wire = SurrogateSafeTransport(wire)
         self.http_client = httpx.AsyncClient(
@@ -305,7 +307,10 @@ class OpenAIWrapper:
             request["tool_choice"] = "auto"
             request["parallel_tool_calls"] = False
         try:
-            response = await self.client.chat.completions.create(**request)
+            # The SDK's request transform is skipped where it would change nothing
+            # (`_sdk_fast_path`): it was over half of this call's CPU.
+            with skipping_request_transform():
+                response = await self.client.chat.completions.create(**request)
         except openai.APIError as error:
             blocked = as_blocked_error(error)
             if blocked is not None:

@@ -93,6 +93,10 @@ class RateLimiter:
         if delay > 0:
             self.waited_seconds += delay
             await self._sleep(delay)
+        # A 429 that came while this request waited for its slot pauses it too.
+        while (pause := self._paused_until - self._clock()) > 0:
+            self.waited_seconds += pause
+            await self._sleep(pause)
 
     def settle(self, estimated_tokens: int, actual_tokens: int) -> None:
         """Correct a reservation once the real token count is known."""

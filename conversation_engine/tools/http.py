@@ -23,6 +23,7 @@ from conversation_engine.core._redaction import (
     redact_secrets,
     register_url_credentials,
 )
+from conversation_engine.observability.events import tool_call_retried
 from conversation_engine.tools.catalogue import BUSINESS_TOOLS, strip_execution_message
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class HttpToolBackend:
         timeouts = itertools.chain(self.timeouts, itertools.repeat(self.timeouts[-1]))
 
         def log_retry(state: RetryCallState) -> None:
+            tool_call_retried(state.attempt_number)  # the tool call's span counts its retries
             failure = state.outcome.exception() if state.outcome is not None else None
             wait = state.next_action.sleep if state.next_action is not None else 0.0
             logger.info(

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from conversation_engine.core.contract import END_CALL_TOOL
+from conversation_engine.observability import events
 from conversation_engine.tools.base import ToolBackend
 from conversation_engine.tools.catalogue import (
     ToolCatalogue,
@@ -28,6 +29,16 @@ def _to_text(result: Any) -> str:
     if isinstance(result, str):
         return result
     return json.dumps(result, ensure_ascii=False, default=str)
+
+
+def _is_error(result: str) -> bool:
+    # Our own failures are `{"error": ...}` objects; a backend's plain text is a result.
+    if not result.startswith('{"error"'):
+        return False
+    try:
+        return "error" in json.loads(result)
+    except ValueError:
+        return False
 
 
 class SessionTools:
@@ -55,8 +66,24 @@ class SessionTools:
         """Run one tool call and return its result as JSON text (a backend string as-is).
 
         Never raises for a tool's failure; `asyncio.CancelledError` (a timeout cancelling
-        the conversation) does propagate.
+        the conversation) does propagate. Observers (tracing, `--follow`) see the call and
+        its result.
         """
+        if not events.observed():
+            return await self._execute(name, arguments)
+        call_id = events.next_id()
+        text = arguments if isinstance(arguments, str) or arguments is None else _to_text(arguments)
+        events.emit(events.ToolCallStarted(call_id=call_id, name=name, arguments=text or ""))
+        with events.in_tool_call(call_id):  # a retrying backend reports against this call
+            result = await self._execute(name, arguments)
+        events.emit(
+            events.ToolCallEnded(
+                call_id=call_id, name=name, result=result, is_error=_is_error(result)
+            )
+        )
+        return result
+
+    async def _execute(self, name: str, arguments: str | dict[str, Any] | None) -> str:
         if is_handoff_tool(name):
             return _to_text(
                 {"error": f"Handoff tool '{name}' is handled by the engine, not by a tool backend."}

@@ -62,3 +62,20 @@ async def test_a_batch_runs_with_the_batch_setting(tmp_path: Path) -> None:
         await processor.aclose()
     assert seen and all(value == BATCH_GC_THRESHOLDS for value in seen)
     assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_a_full_collection_comes_every_so_many_finished_conversations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The raised thresholds starve full collections; a batch asks for one itself."""
+    from conversation_engine.batch import _gc_tuning
+
+    collected: list[tuple[object, ...]] = []
+    monkeypatch.setattr(_gc_tuning, "_finished", 0)
+    monkeypatch.setattr(_gc_tuning.gc, "collect", lambda *args: collected.append(args))
+    every = _gc_tuning.full_collection_every(4)
+    assert every == _gc_tuning.FULL_COLLECTION_ROWS
+    assert _gc_tuning.full_collection_every(1000) == 4000
+    done = [_gc_tuning.conversation_finished(4) for _ in range(2 * every)]
+    assert done.count(True) == 2 and done[every - 1] and done[-1]
+    assert collected == [(), ()]

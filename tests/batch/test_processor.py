@@ -680,3 +680,32 @@ async def test_a_full_disk_stops_the_batch_and_a_resume_runs_the_rest_once(
     assert len(CountingEngine.calls) == 10 - len(result["results"])
     lines = (tmp_path / batch_id / RESULTS_FILE).read_bytes().splitlines()
     assert sorted(keys([json.loads(line) for line in lines])) == [(i, 0) for i in range(10)]
+
+
+async def test_a_batch_keeps_no_rows_in_memory_and_reads_them_back_from_the_store(
+    wrapper: OpenAIWrapper, tmp_path: Path
+) -> None:
+    """The rows go to `results.ndjson` and nowhere else: at the last row, only the rows of
+    the conversations in flight are alive; the legacy reads come from the store."""
+    import gc
+
+    from conversation_engine.batch.rows import BatchRow
+
+    processor = BatchProcessor(wrapper, 4, engine=COUNTING, output_dir=tmp_path, evaluate=False)
+    batch_id = processor.create_batch_job(scenarios(60), prompt_spec_name=SPEC)
+    alive: list[int] = []
+
+    def sample(event: BatchProgress) -> None:
+        if event.row is not None and event.done == event.total:
+            alive.append(sum(type(item) is BatchRow for item in gc.get_objects()))
+
+    result = await processor.run_batch(batch_id, on_progress=sample, return_rows=False)
+    assert result["status"] == "completed" and "results" not in result
+    assert alive and alive[0] <= 4, f"{alive[0]} rows alive at the end of a batch of 60"
+    stored = processor.get_batch_results(batch_id) or []
+    assert keys(stored) == [(index, 0) for index in range(60)]
+    assert [(r["scenario_index"], r["trial"]) for r in stored] == keys(stored)  # in key order
+    legacy = await BatchProcessor(
+        wrapper, 4, engine=COUNTING, output_dir=tmp_path, evaluate=False
+    ).resume_batch(batch_id)
+    assert legacy["results"] == stored  # the legacy return: read back from the store

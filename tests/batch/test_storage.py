@@ -26,10 +26,11 @@ from conversation_engine.batch.storage import (
     render_json,
     render_ndjson,
     repair_results,
+    sorted_rows,
     summarize,
     write_json_atomic,
 )
-from conversation_engine.core._safe_text import without_surrogates
+from conversation_engine.core._safe_text import json_dumps, without_surrogates
 from conversation_engine.core.errors import OutputTargetError, UserInputError
 from tests.full_disk import full_disk
 from tests.hostile_text import as_json_reads_it, hostile_text
@@ -367,3 +368,57 @@ def test_scenarios_are_saved_once_beside_the_status(tmp_path: Path) -> None:
     (tmp_path / "c").mkdir()
     with pytest.raises(BatchNotFoundError, match="cannot be resumed"):
         storage.load_scenarios("c")
+
+
+# ------------------------------------------------------------------------------ streaming
+
+
+def test_rows_stream_in_key_order_with_the_same_rules_as_read_rows(tmp_path: Path) -> None:
+    storage = ResultStorage(tmp_path)
+    path = storage.results_path("b-s")
+    path.parent.mkdir(parents=True)
+    lines = [
+        json.dumps(row(2, 1)),
+        "not json",
+        json.dumps(row(0, 1)),
+        json.dumps(row(2, 0)),
+        json.dumps(row(0, 1, score=1)),  # a later duplicate: the first occurrence wins
+        json.dumps(row(0, 0)),
+    ]
+    path.write_text("\n".join(lines) + "\n" + json.dumps(row(1))[:30])  # an incomplete tail
+    in_order = list(storage.iter_rows_in_key_order("b-s"))
+    assert [tuple(r.key) for r in in_order] == [(0, 0), (0, 1), (2, 0), (2, 1)]
+    assert [r.to_dict() for r in storage.iter_rows("b-s")] == read_results(path)
+    assert next(r for r in in_order if tuple(r.key) == (0, 1)).score == 3
+    scan = storage.scan_rows("b-s")
+    assert scan.keys == {r.key for r in in_order} and scan.failed == 0
+    assert list(storage.iter_rows_in_key_order("missing")) == []
+
+
+@given(text=hostile_text)
+@settings(max_examples=25, deadline=None)
+def test_streamed_exports_are_the_bytes_of_the_whole_documents(text: str) -> None:
+    rows = [row(1, comment=text), row(0, scenario=text), row(0, 1, status="failed")]
+    with tempfile.TemporaryDirectory() as directory:
+        storage = ResultStorage(directory)
+        with storage.open_results("b-x") as log:
+            for item in rows:
+                log.append(item)
+        streamed = storage.write_exports("b-x")
+        streamed_files = {name: streamed[name].read_bytes() for name in ("csv", "json", "summary")}
+        stored = storage.read_rows("b-x")  # the rows as the store gives them back
+        in_memory = storage.write_exports("b-x", stored)
+        stamp = json.loads(streamed_files["json"])["export_timestamp"]
+        whole = json_dumps(
+            {"batch_id": "b-x", "export_timestamp": stamp, "results": sorted_rows(stored)},
+            indent=2,
+        )
+        assert streamed_files["json"] == whole.encode("utf-8")
+        assert streamed_files["csv"] == render_csv(stored).encode("utf-8")
+        assert streamed_files["summary"] == in_memory["summary"].read_bytes()
+    assert render_json("b-0", rows, "t") == json_dumps(
+        {"batch_id": "b-0", "export_timestamp": "t", "results": sorted_rows(rows)}, indent=2
+    )
+    assert render_json("b-0", [], "t") == json.dumps(
+        {"batch_id": "b-0", "export_timestamp": "t", "results": []}, indent=2
+    )

@@ -101,7 +101,13 @@ async def test_a_429_through_the_wrapper_pauses_the_limiter_and_the_sdk_retries(
         await wrapper.aclose()
     assert limiter.pauses == 1
     assert simulated.stats.requests == 2 and usage["total_tokens"] > 0
-    assert isinstance(wrapper.http_client._transport.inner, RateLimitedTransport)  # type: ignore[attr-defined]
+    # The limiter sits in the wire's chain of transports (each layer keeps the next as `inner`).
+    layers = []
+    layer = wrapper.http_client._transport
+    while layer is not None:
+        layers.append(layer)
+        layer = getattr(layer, "inner", None)
+    assert any(isinstance(layer, RateLimitedTransport) for layer in layers)
 
 
 def test_settings_turn_the_limiter_on(monkeypatch: pytest.MonkeyPatch) -> None:

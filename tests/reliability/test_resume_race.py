@@ -201,7 +201,9 @@ def test_two_resume_processes_run_each_scenario_trial_once(tmp_path: Path) -> No
     scenarios = tmp_path / "scenarios.json"
     scenarios.write_text(json.dumps(items))
     out = tmp_path / "out"
-    with serving_in_background(SimulationConfig(latency_ms=40)) as server:
+    # Slow enough replies that the first resume still holds the lock when the second process
+    # is up (about a second of imports): at 40 ms a resume could finish before it.
+    with serving_in_background(SimulationConfig(latency_ms=150)) as server:
         env = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
         env.update(OPENAI_BASE_URL=base_url(server), OPENAI_MODEL="simulated")
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import openai
 from autogen_agentchat.base import TaskResult
@@ -22,6 +22,7 @@ from autogen_agentchat.messages import (
     HandoffMessage,
     ModelClientStreamingChunkEvent,
     TextMessage,
+    ThoughtEvent,
     ToolCallExecutionEvent,
 )
 from autogen_agentchat.teams import Swarm
@@ -33,6 +34,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from conversation_engine.core._deadline import CANCEL_GRACE_SECONDS, cancel_and_wait
 from conversation_engine.core.contract import CLIENT_SPEAKER, END_CALL_TOOL, HistoryEntry
 from conversation_engine.core.outcome import ConversationOutcome
+from conversation_engine.engines.autogen._quiet_runtime import install as quiet_runtime
 from conversation_engine.engines.autogen.adapter import ConversationAdapter
 from conversation_engine.engines.autogen.mas_factory import (
     MODEL_CALL_CAP_REASON,
@@ -49,6 +51,7 @@ from conversation_engine.engines.base import ContractEngine
 from conversation_engine.engines.bot import BotTurn
 from conversation_engine.inputs.specs import PromptSpec
 from conversation_engine.llm.rate_limit import RetryAfterTooLongError
+from conversation_engine.observability import events
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +100,8 @@ class AutogenConversationEngine(ContractEngine):
     ) -> None:
         super().__init__(openai_wrapper, prompt_spec_name, **options)
         self.swarm_retries = swarm_retries
+        # No event payloads, spans or span attributes while nobody listens (_quiet_runtime).
+        quiet_runtime()
 
     def _new_bot(self, spec: PromptSpec, outcome: ConversationOutcome, *, basic: bool) -> SwarmBot:
         return SwarmBot(self, spec, outcome, basic=basic)
@@ -135,9 +140,9 @@ class SwarmBot:
             )
         )
         agent_ids = [spec.entry_agent_id] if basic else spec.service_agent_ids
-        self.adapter = ConversationAdapter(
-            {autogen_name(spec, a): a for a in agent_ids}, basic=basic
-        )
+        self.agent_ids = {autogen_name(spec, a): a for a in agent_ids}
+        """AutoGen agent names to the spec's agent ids."""
+        self.adapter = ConversationAdapter(self.agent_ids, basic=basic)
         self.team = self._build_team()
         self.checkpoint: Mapping[str, Any] | None = None
         self.messages: list[AutogenMessage] = []
@@ -164,6 +169,18 @@ class SwarmBot:
             ended_call=self._agent_ended_call(run),
             capped=capped,
         )
+
+    async def save_state(self) -> object:
+        """The team's state (AutoGen's `save_state`) and the agent the customer speaks to."""
+        return (await self.team.save_state(), self.last_agent)
+
+    async def load_state(self, state: object) -> None:
+        """Return to a state `save_state` gave, on a team rebuilt from it (a team is never
+        reused across a rewind: AutoGen keeps per-run bookkeeping its state does not hold)."""
+        team_state, last_agent = cast(tuple[Mapping[str, Any], str], state)
+        self.checkpoint = team_state
+        self.last_agent = last_agent
+        await self._rebuild()
 
     def unfinished(self) -> list[HistoryEntry]:
         """The interrupted exchange's messages as history (tool calls without results marked)."""
@@ -231,6 +248,8 @@ class SwarmBot:
                     self.messages.append(item)
                     if item.models_usage is not None:
                         self._count(item.models_usage)
+                    if events.observed():
+                        self._report(item)
 
         consumer = asyncio.ensure_future(consume())
         try:
@@ -248,6 +267,18 @@ class SwarmBot:
             )
             raise
         return stop_reason[0] if stop_reason else ""
+
+    def _report(self, message: AutogenMessage) -> None:
+        """Tell observers what an agent said or whom it handed over to, as the legacy bot does
+        (tool calls are reported where they run, in `SessionTools`)."""
+        agent = self.agent_ids.get(message.source)
+        if agent is None:
+            return  # the customer's words: the driver reports those
+        if isinstance(message, HandoffMessage):
+            target = self.agent_ids.get(message.target, message.target)
+            events.emit(events.Handoff(source=agent, target=target, role=agent))
+        elif isinstance(message, TextMessage | ThoughtEvent) and message.content.strip():
+            events.emit(events.AgentMessage(agent=agent, text=message.content.strip(), role=agent))
 
     def _cancel_runtime_tasks(self) -> None:
         """Cancel the message handlers AutoGen's embedded runtime has in flight for this team.

@@ -16,6 +16,7 @@ from autogen_core.models import ModelInfo
 from autogen_ext.models.openai import OpenAIChatCompletionClient
 from autogen_ext.models.openai._model_info import get_info
 
+from conversation_engine.llm._sdk_fast_path import skipping_request_transform
 from conversation_engine.llm.endpoint import OpenAIWrapper, wire_error_of
 
 #: AutoGen's warning when the model a server reports differs from the one it resolved the
@@ -96,7 +97,10 @@ class EndpointModelClient(OpenAIChatCompletionClient):
 
     async def create(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await super().create(*args, **kwargs)
+            # The SDK's request transform is skipped where it would change nothing
+            # (`_sdk_fast_path`); AutoGen's task for the SDK call inherits the setting.
+            with skipping_request_transform():
+                return await super().create(*args, **kwargs)
         except openai.APIError as error:
             cause = wire_error_of(error)
             self.last_error = cause
