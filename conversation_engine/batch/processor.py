@@ -597,7 +597,9 @@ class BatchProcessor:
             lost=lost,
             stopping=stopping,
         )
-        task = asyncio.create_task(executor.run(self, job, pairs, sink), name=f"batch-{batch_id[:8]}")
+        task = asyncio.create_task(
+            executor.run(self, job, pairs, sink), name=f"batch-{batch_id[:8]}"
+        )
         self._tasks[batch_id] = {task}
         self._loops[batch_id] = asyncio.get_running_loop()
         job.current_stage = "processing_scenarios"

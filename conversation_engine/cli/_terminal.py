@@ -9,9 +9,11 @@ progress bar lives in `progress`) happen inside the functions that need them, so
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
@@ -125,6 +127,18 @@ def default_scenarios_path() -> Path:
     from conversation_engine.core.settings import get_settings
 
     return get_settings().FIXTURES_DIR / "scenarios" / DEFAULT_SCENARIOS
+
+
+def results_file(out: str | None, results_dir: Path, command: str) -> Path:
+    """Where `command` writes its results: `out`, or `<command>-<time>.json` inside it when it
+    is an existing directory or ends in a slash, or inside `results_dir` when it is not given."""
+    name = f"{command}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    if out is None:
+        return results_dir / name
+    path = Path(out)
+    if out.endswith(("/", os.sep)) or path.is_dir():
+        return path / name
+    return path
 
 
 def make_wrapper(wire_layer: Any = None) -> OpenAIWrapper:

@@ -13,10 +13,8 @@ scripted customer, which `run`, `batch` and `compare` replay.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -39,6 +37,7 @@ from conversation_engine.cli._terminal import (
     make_wrapper,
     print_error,
     quiet_cancellations,
+    results_file,
     user_errors,
     write_json,
 )
@@ -132,7 +131,7 @@ def chat(
                 f"Engine '{engine}' cannot chat: a chat needs an engine built on ContractEngine "
                 "(the shipped 'autogen' and 'legacy' are)."
             )
-        out_path = chat_results_file(out, settings.RESULTS_DIR)
+        out_path = results_file(out, settings.RESULTS_DIR, "chat")
         check_output_file(out_path)  # before the person types anything, not after
         if save_script is not None:
             check_output_file(save_script)
@@ -274,18 +273,6 @@ def pick_scenario(loaded: list[Scenario], name: str | None, path: Path) -> Scena
     raise ScenarioError(
         f"Scenario file '{path}' has no scenario named {name!r}; its scenarios are: {known}."
     )
-
-
-def chat_results_file(out: str | None, results_dir: Path) -> Path:
-    """Where the chat's result goes (as `run --out`): `out`, or `chat-<time>.json` inside it
-    when it is an existing directory or ends in a slash, or inside `results_dir`."""
-    name = f"chat-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    if out is None:
-        return results_dir / name
-    path = Path(out)
-    if out.endswith(("/", os.sep)) or path.is_dir():
-        return path / name
-    return path
 
 
 def _print_end(result: dict[str, Any], out: Path) -> None:

@@ -15,11 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -49,6 +47,7 @@ from conversation_engine.cli._terminal import (
     make_wrapper,
     print_error,
     quiet_cancellations,
+    results_file,
     user_errors,
     write_json,
 )
@@ -130,7 +129,7 @@ def run(
         wire = wire_setup(record, replay, replay_mode)
         quiet_cancellations(debug)
         engine_cls = resolve_engine(engine)
-        out_path = results_file(out, settings.RESULTS_DIR)
+        out_path = results_file(out, settings.RESULTS_DIR, "run")
         check_output_file(out_path)  # before anything runs, not after every conversation did
         slots = concurrency or settings.CONCURRENCY
         finished: dict[int, dict[str, Any]] = {}
@@ -265,18 +264,6 @@ async def _settle(grace: float) -> None:
         return
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.wait(others, timeout=grace)
-
-
-def results_file(out: str | None, results_dir: Path) -> Path:
-    """Where `run` writes its results: `out`, or `run-<time>.json` inside it when it is an
-    existing directory or ends in a slash, or inside `results_dir` when it is not given."""
-    name = f"run-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    if out is None:
-        return results_dir / name
-    path = Path(out)
-    if out.endswith(("/", os.sep)) or path.is_dir():
-        return path / name
-    return path
 
 
 def _save_interrupted(results: list[dict[str, Any]], total: int, out: Path) -> NoReturn:

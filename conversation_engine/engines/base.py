@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -198,20 +198,14 @@ class ContractEngine(ABC):
         # A batch says which conversation this is (trial, side); a lone call is its own.
         ref = current_conversation() or ConversationRef(scenario=outcome.scenario_name)
         with in_conversation(ref):
+            play = self._play(scenario, max_turns, timeout_sec, outcome, ref, basic=basic)
             if not events.observed():
-                return await self._play(scenario, max_turns, timeout_sec, outcome, ref, basic=basic)
-            return await self._observed_play(scenario, max_turns, timeout_sec, outcome, ref, basic)
+                return await play
+            return await self._observed(play, basic=basic)
 
-    async def _observed_play(
-        self,
-        scenario: Any,
-        max_turns: int | None,
-        timeout_sec: float | None,
-        outcome: ConversationOutcome,
-        ref: ConversationRef,
-        basic: bool,
-    ) -> dict[str, Any]:
-        """`_play`, framed by the conversation's start and end events (tracing, `--follow`)."""
+    async def _observed(self, play: Awaitable[dict[str, Any]], *, basic: bool) -> dict[str, Any]:
+        """The conversation `play` (a `_play`), framed by its start and end events (tracing,
+        `--follow`)."""
         events.emit(
             events.ConversationStarted(
                 engine=type(self).__name__, spec=self.prompt_spec_name, tools=not basic
@@ -219,7 +213,7 @@ class ContractEngine(ABC):
         )
         result: dict[str, Any] = {"status": "cancelled"}
         try:
-            result = await self._play(scenario, max_turns, timeout_sec, outcome, ref, basic=basic)
+            result = await play
             return result
         finally:
             events.emit(

@@ -243,12 +243,12 @@ def test_run_out_an_existing_directory_writes_inside_it(tmp_path: Path) -> None:
 
 
 def test_results_file_resolution(tmp_path: Path) -> None:
-    from conversation_engine.cli.run import results_file
+    from conversation_engine.cli._terminal import results_file
 
-    assert results_file(str(tmp_path / "r.json"), Path("results")) == tmp_path / "r.json"
-    assert results_file(str(tmp_path), Path("results")).parent == tmp_path
-    assert results_file("somedir/", Path("results")).parent == Path("somedir")
-    assert results_file(None, Path("results")).parent == Path("results")
+    assert results_file(str(tmp_path / "r.json"), Path("results"), "run") == tmp_path / "r.json"
+    assert results_file(str(tmp_path), Path("results"), "run").parent == tmp_path
+    assert results_file("somedir/", Path("results"), "run").parent == Path("somedir")
+    assert results_file(None, Path("results"), "run").parent == Path("results")
 
 
 # ------------------------------------------------------------------ --help

@@ -13,11 +13,9 @@ port where nothing listens.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +28,8 @@ from conversation_engine.testing.simulated_llm import (
     base_url,
     serving_in_background,
 )
+from tests.processes import finish, served_env, start
 
-CLI = "from conversation_engine.cli import main; main()"
 SMOKE = get_settings().FIXTURES_DIR / "scenarios" / "smoke.json"
 KEY = "sk-cli-served-5e4d3c2b1a09"
 BOUND_SECONDS = 90
@@ -45,42 +43,22 @@ def model_url() -> Iterator[str]:
 
 
 def cli(url: str, *args: str, cwd: Path, model: str = "gpt-4o-mini") -> subprocess.Popen[str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("OPENAI_", "TOOLS_URL", "WEBHOOK_URL", "COLUMNS"))
-    }
-    env.update(
-        OPENAI_BASE_URL=url,
-        OPENAI_MODEL=model,
+    env = served_env(
+        url,
+        model=model,
+        drop=("OPENAI_", "TOOLS_URL", "WEBHOOK_URL", "COLUMNS"),
         OPENAI_API_KEY=KEY,
         RESULTS_DIR=str(cwd / "results"),
         PYTHONUNBUFFERED="1",
     )
-    return subprocess.Popen(
-        [sys.executable, "-c", CLI, *args],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen[str]) -> tuple[str, str]:
-    try:
-        return process.communicate(timeout=BOUND_SECONDS)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    return start(*args, env=env, cwd=cwd)
 
 
 def test_run_names_endpoint_and_model_first_and_no_mismatch_warning(
     model_url: str, tmp_path: Path
 ) -> None:
     process = cli(model_url, "run", str(SMOKE), "--out", str(tmp_path / "r.json"), cwd=tmp_path)
-    stdout, stderr = finish(process)
+    stdout, stderr = finish(process, BOUND_SECONDS)
     assert process.returncode == 0, stdout + stderr
     host = model_url.split("//", 1)[1].split("/", 1)[0]
     assert stdout.splitlines()[0] == (
@@ -101,7 +79,7 @@ def test_a_refused_connection_prints_one_line_per_failed_conversation(
     if command == "compare":
         args += ["--resamples", "100"]
     process = cli(REFUSED, *args, cwd=tmp_path)
-    stdout, stderr = finish(process)
+    stdout, stderr = finish(process, BOUND_SECONDS)
     assert process.returncode == 0, stdout + stderr
     lines = stderr.splitlines()
     conversations = 2 if command == "batch" else 4  # smoke.json has 2 scenarios; 2 sides

@@ -31,6 +31,7 @@ from conversation_engine.inputs.specs import load_prompt_spec
 from conversation_engine.llm.endpoint import OpenAIWrapper
 from conversation_engine.testing.simulated_llm import SimulatedLLMTransport
 from conversation_engine.tools.shop import EmulatedShop
+from tests.shop import HANDOFF_SCENARIO
 
 
 @dataclass(frozen=True)
@@ -63,22 +64,6 @@ class ContextReadingTransport(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
-SCENARIO = {
-    "name": "butter and a new date",
-    "variables": {
-        "CLIENT_NAME": "Ellie Watson",
-        "locations": "1. The Corner Cafe, York 2. 14 Canal Street, York",
-        "PERSONALITY": "Friendly cafe owner.",
-        "AMB_LEVEL": 1,
-        "PATIENCE": 2,
-        "CURRENT_DATE": "2024-01-15",
-        "ORDER_GOAL": ["3 packs of butter"],
-        "DELIVERY_CHANGE": "2024-01-19",
-        "SEED": 11,
-    },
-}
-
-
 @pytest.fixture(
     params=[AutogenConversationEngine, LegacyConversationEngine], ids=["autogen", "legacy"]
 )
@@ -92,7 +77,7 @@ async def test_each_call_names_its_role_conversation_and_order(
     transport = ContextReadingTransport()
     async with OpenAIWrapper("simulated", "simulated", transport=transport) as wrapper:
         engine = engine_class(wrapper, "multiagent_prompts", tool_backend=EmulatedShop())
-        result = await engine.run_conversation_with_tools(SCENARIO, 8)
+        result = await engine.run_conversation_with_tools(HANDOFF_SCENARIO, 8)
 
     assert result["status"] == "completed"
     seen = transport.seen
@@ -123,7 +108,7 @@ async def test_concurrent_conversations_keep_their_own_context(
         engine = engine_class(wrapper, "multiagent_prompts", tool_backend=EmulatedShop())
         results = await asyncio.gather(
             *(
-                engine.run_conversation_with_tools({**SCENARIO, "name": f"s{i}"}, 4)
+                engine.run_conversation_with_tools({**HANDOFF_SCENARIO, "name": f"s{i}"}, 4)
                 for i in range(4)
             )
         )
@@ -144,7 +129,7 @@ async def test_a_batch_row_carries_its_trial_and_the_evaluator_speaks_last(
     async with OpenAIWrapper("simulated", "simulated", transport=transport) as wrapper:
         processor = BatchProcessor(wrapper, 2, engine="legacy", output_dir=tmp_path, max_turns=3)
         batch_id = processor.create_batch_job(
-            [SCENARIO], prompt_spec_name="multiagent_prompts", repeat=2
+            [HANDOFF_SCENARIO], prompt_spec_name="multiagent_prompts", repeat=2
         )
         summary = await processor.run_batch(batch_id)
         await processor.aclose()

@@ -33,22 +33,13 @@ from conversation_engine.tools.catalogue import handoff_result
 from conversation_engine.tools.shop import EmulatedShop
 from tests.engines.conftest import SHOP_SPEC
 from tests.scripted_llm import BASE_URL, ScriptedLLM, call, error, role_of, text
+from tests.shop import SHOP_VARIABLES, agent_ends_the_call
 
 EngineClass = type[ContractEngine]
 
 BUTTER = "CB-00000135"
 
 SPEC = SHOP_SPEC
-
-#: Variables the shipped specs' client prompt needs, for the simulated LLM.
-SHOP_VARIABLES: dict[str, Any] = {
-    "CLIENT_NAME": "Ellie Watson",
-    "locations": "1. The Corner Cafe, York 2. 14 Canal Street, York",
-    "PERSONALITY": "Friendly cafe owner.",
-    "AMB_LEVEL": 1,
-    "PATIENCE": 2,
-    "CURRENT_DATE": "2024-01-15",
-}
 
 #: Arguments cut off mid-object, and what parsing them says.
 MALFORMED_ARGUMENTS = '{"items": [{"product_code": '
@@ -275,14 +266,7 @@ async def test_agent_end_call_ends_the_conversation(
     wire_wrapper: OpenAIWrapper,
     respx_mock: respx.MockRouter,
 ) -> None:
-    llm = ScriptedLLM(
-        agent=[
-            text("Hello!"),
-            call("handoff_support", {"reason": "goodbye"}),
-            call("end_call", {"reason": "customer is done"}),
-        ],
-        client=[text("That's all, thanks.")],
-    )
+    llm = agent_ends_the_call()
     serve(respx_mock, llm)
     engine = engine_class(wire_wrapper, spec_path, tool_backend=EmulatedShop())
     result = await engine.run_conversation_with_tools(scenario())

@@ -1,4 +1,4 @@
-"""A handoff scenario of the shop spec, and an in-memory span exporter."""
+"""The engines to run, and an in-memory span exporter."""
 
 from __future__ import annotations
 
@@ -12,22 +12,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from conversation_engine.engines.autogen.engine import AutogenConversationEngine
 from conversation_engine.engines.base import ContractEngine
 from conversation_engine.engines.legacy import LegacyConversationEngine
-
-#: The customer orders, then asks for a new delivery date: the sales agent hands off to support.
-HANDOFF_SCENARIO = {
-    "name": "butter and a new date",
-    "variables": {
-        "CLIENT_NAME": "Ellie Watson",
-        "locations": "1. The Corner Cafe, York 2. 14 Canal Street, York",
-        "PERSONALITY": "Friendly cafe owner.",
-        "AMB_LEVEL": 1,
-        "PATIENCE": 2,
-        "CURRENT_DATE": "2024-01-15",
-        "ORDER_GOAL": ["3 packs of butter"],
-        "DELIVERY_CHANGE": "2024-01-19",
-        "SEED": 11,
-    },
-}
 
 
 @pytest.fixture(

@@ -20,7 +20,7 @@ from conversation_engine.observability.budget import (
     UnpricedModelError,
 )
 from conversation_engine.observability.prices import PriceError, cost_usd, extra_prices
-from tests.observability.conftest import HANDOFF_SCENARIO
+from tests.shop import HANDOFF_SCENARIO
 
 MODEL = "gpt-4o-mini"
 

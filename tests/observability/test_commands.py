@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from conversation_engine.cli._observe import BUDGET_REACHED_EXIT_CODE
-from tests.observability.conftest import HANDOFF_SCENARIO
+from tests.shop import HANDOFF_SCENARIO
 
 #: The simulated LLM's own model name, at gpt-4o-mini's price (USD per 1K tokens).
 PRICES = '{"simulated": [0.00015, 0.0006]}'

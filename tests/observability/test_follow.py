@@ -16,7 +16,7 @@ from conversation_engine.llm.endpoint import OpenAIWrapper
 from conversation_engine.observability.events import ConversationEnded, Event, observing
 from conversation_engine.observability.follow import FollowPrinter
 from conversation_engine.tools.shop import EmulatedShop
-from tests.observability.conftest import HANDOFF_SCENARIO
+from tests.shop import HANDOFF_SCENARIO
 
 
 class WatchedOutput(io.StringIO):

@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from conversation_engine.testing.simulated_llm.server import base_url, serving_in_background
-from tests.observability.conftest import HANDOFF_SCENARIO
+from tests.shop import HANDOFF_SCENARIO
 
 PHOENIX = os.environ.get("CONVERSATION_ENGINE_PHOENIX")
 REQUIRE_PHOENIX = os.environ.get("CONVERSATION_ENGINE_REQUIRE_PHOENIX") == "1"

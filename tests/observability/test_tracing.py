@@ -20,7 +20,8 @@ from conversation_engine.testing.simulated_llm import SimulatedLLMTransport
 from conversation_engine.tools.http import HttpToolBackend
 from conversation_engine.tools.session import SessionTools
 from conversation_engine.tools.shop import EmulatedShop
-from tests.observability.conftest import HANDOFF_SCENARIO, Spans
+from tests.observability.conftest import Spans
+from tests.shop import HANDOFF_SCENARIO
 
 
 async def _traced_run(engine_class: type[ContractEngine], spans: Spans, wrapper: OpenAIWrapper):

@@ -9,10 +9,8 @@ from this process with added latency, so that the batch is mid-run when the sign
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +24,11 @@ from conversation_engine.testing.simulated_llm import (
     base_url,
     serving_in_background,
 )
+from tests.processes import cli, finish
 
 SCENARIO_COUNT = 8
 LATENCY_MS = 60
 BOUND_SECONDS = 60
-CLI = "from conversation_engine.cli import main; main()"
 
 
 @pytest.fixture(scope="module")
@@ -53,32 +51,11 @@ def scenarios(tmp_path: Path) -> Path:
     return path
 
 
-def cli(model_url: str, *args: str) -> subprocess.Popen[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
-    env.update(OPENAI_BASE_URL=model_url, OPENAI_MODEL="simulated", PYTHONUNBUFFERED="1")
-    return subprocess.Popen(
-        [sys.executable, "-c", CLI, *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen[str]) -> tuple[str, str]:
-    try:
-        return process.communicate(timeout=BOUND_SECONDS)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 def wait_for_rows(out: Path, count: int, process: subprocess.Popen[str]) -> Path:
     """The batch folder once its results log holds `count` complete rows."""
     deadline = time.monotonic() + BOUND_SECONDS
     while time.monotonic() < deadline:
-        assert process.poll() is None, finish(process)
+        assert process.poll() is None, finish(process, BOUND_SECONDS)
         for log in out.glob(f"*/{RESULTS_FILE}"):
             if log.read_bytes().count(b"\n") >= count:
                 return log.parent
@@ -96,7 +73,7 @@ def assert_complete_lines(batch_dir: Path) -> list[dict[str, object]]:
 
 def resume(model_url: str, batch_dir: Path) -> list[dict[str, object]]:
     process = cli(model_url, "batch", "--resume", batch_dir.name, "--out", str(batch_dir.parent))
-    stdout, stderr = finish(process)
+    stdout, stderr = finish(process, BOUND_SECONDS)
     assert process.returncode == 0, stdout + stderr
     assert "Traceback" not in stderr
     rows = assert_complete_lines(batch_dir)
@@ -126,7 +103,7 @@ def test_sigint_stops_the_batch_cleanly_and_resume_finishes_it(
     )
     batch_dir = wait_for_rows(out, 2, process)
     process.send_signal(signal.SIGINT)
-    stdout, stderr = finish(process)
+    stdout, stderr = finish(process, BOUND_SECONDS)
 
     assert process.returncode == 130, stdout + stderr
     assert "Traceback" not in stderr and "CancelledError" not in stderr, stderr
@@ -149,7 +126,7 @@ def test_sigkill_then_resume_runs_every_scenario_exactly_once(
     )
     batch_dir = wait_for_rows(out, 2, process)
     process.send_signal(signal.SIGKILL)
-    finish(process)
+    finish(process, BOUND_SECONDS)
 
     assert process.returncode == -signal.SIGKILL
     before = read_results(batch_dir / RESULTS_FILE)
@@ -171,21 +148,21 @@ def test_a_stopped_compare_resumes_to_the_numbers_of_an_uninterrupted_one(
                 "--concurrency", "2", "--resamples", "200"]  # fmt: skip
 
     whole = tmp_path / "whole"
-    stdout, stderr = finish(cli(model_url, *compare_args(whole)))
+    stdout, stderr = finish(cli(model_url, *compare_args(whole)), BOUND_SECONDS)
     assert (whole / "comparison.json").is_file(), stdout + stderr
 
     cut = tmp_path / "cut"
     process = cli(model_url, *compare_args(cut))
     wait_for_rows(cut / "batches", 2, process)
     process.send_signal(stop)
-    stdout, stderr = finish(process)
+    stdout, stderr = finish(process, BOUND_SECONDS)
     assert not (cut / "comparison.json").exists()
     if stop is signal.SIGINT:
         assert process.returncode == 130, stdout + stderr
         assert "Traceback" not in stderr and f"--resume {cut}" in " ".join(stderr.split())
 
     process = cli(model_url, "compare", "--resume", str(cut))
-    stdout, stderr = finish(process)
+    stdout, stderr = finish(process, BOUND_SECONDS)
     assert process.returncode == 0, stdout + stderr
     for batch_dir in (cut / "batches").iterdir():  # each (scenario, trial, side) exactly once
         keys = sorted(
@@ -214,7 +191,7 @@ def test_resuming_a_compare_refuses_other_options(model_url: str, tmp_path: Path
         model_url, "compare", "--resume", str(tmp_path), "--b", "legacy", "--repeat", "3",
         "--b-model", "other",
     )  # fmt: skip
-    stdout, stderr = finish(process)
+    stdout, stderr = finish(process, BOUND_SECONDS)
     assert process.returncode == 2, stdout + stderr
     assert (
         "--resume finishes the comparison with what it was started with; drop --b legacy (the "

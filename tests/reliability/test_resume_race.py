@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -35,6 +33,8 @@ from conversation_engine.testing.simulated_llm import (
     base_url,
     serving_in_background,
 )
+from tests.contract_results import completed_result
+from tests.processes import served_env, start
 
 GATED = "tests.reliability.test_resume_race:GatedEngine"
 SPEC = "multiagent_prompts"
@@ -76,23 +76,7 @@ class GatedEngine:
         type(self).running.set()
         while not type(self).release.is_set():
             await asyncio.sleep(0.005)
-        now = "2024-01-15T10:00:00+00:00"
-        return {
-            "session_id": f"s-{scenario['name']}",
-            "scenario": scenario["name"],
-            "status": "completed",
-            "total_turns": 1,
-            "duration_seconds": 0.01,
-            "conversation_history": [
-                {"turn": 1, "speaker": "agent_agent", "content": "Hello.", "timestamp": now},
-                {"turn": 1, "speaker": "client", "content": "Bye.", "timestamp": now},
-            ],
-            "start_time": now,
-            "end_time": now,
-            "tools_used": True,
-            "end_reason": "client_end_call",
-            "seed": scenario["variables"].get("SEED"),
-        }
+        return completed_result(scenario, duration_seconds=0.01)
 
 
 @pytest.fixture(autouse=True)
@@ -185,8 +169,6 @@ def test_a_second_resume_that_gets_the_lock_after_the_first_runs_nothing_twice(
 
 # ------------------------------------------------------------------ two processes
 
-CLI = "from conversation_engine.cli import main; main()"
-
 
 def test_two_resume_processes_run_each_scenario_trial_once(tmp_path: Path) -> None:
     smoke = json.loads(
@@ -204,17 +186,10 @@ def test_two_resume_processes_run_each_scenario_trial_once(tmp_path: Path) -> No
     # Slow enough replies that the first resume still holds the lock when the second process
     # is up (about a second of imports): at 40 ms a resume could finish before it.
     with serving_in_background(SimulationConfig(latency_ms=150)) as server:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
-        env.update(OPENAI_BASE_URL=base_url(server), OPENAI_MODEL="simulated")
+        env = served_env(base_url(server))
 
         def cli(*args: str) -> subprocess.Popen[str]:
-            return subprocess.Popen(
-                [sys.executable, "-c", CLI, *args],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            return start(*args, env=env)
 
         # Interrupt a batch after its first row, so that there is something to resume.
         process = cli("batch", str(scenarios), "--no-eval", "--concurrency", "1", "--out", str(out))

@@ -74,18 +74,12 @@ async def test_an_agent_ending_the_call_replays_reproduced(tmp_path: Path, engin
     import httpx
 
     from tests.engines.conftest import SHOP_SPEC
-    from tests.scripted_llm import BASE_URL, ScriptedLLM, call, text
+    from tests.scripted_llm import BASE_URL
+    from tests.shop import agent_ends_the_call
 
     spec = tmp_path / "shop.json"
     spec.write_text(json.dumps(SHOP_SPEC))
-    llm = ScriptedLLM(
-        agent=[
-            text("Hello!"),
-            call("handoff_support", {"reason": "goodbye"}),
-            call("end_call", {"reason": "customer is done"}),
-        ],
-        client=[text("That's all, thanks.")],
-    )
+    llm = agent_ends_the_call()
     scenario = {"name": "hang up", "variables": {"CLIENT_NAME": "Ann", "SEED": 7}}
     engine_class = AutogenConversationEngine if engine == "autogen" else LegacyConversationEngine
 

@@ -7,6 +7,8 @@ import asyncio
 import os
 from typing import Any
 
+from tests.contract_results import completed_result
+
 CRASHING = "tests.batch.executors.engines:CrashingEngine"
 
 
@@ -23,20 +25,4 @@ class CrashingEngine:
         await asyncio.sleep(0.05)  # the crash then finds other conversations in flight
         if str(scenario["name"]).startswith("crash"):
             os._exit(3)
-        now = "2024-01-15T10:00:00+00:00"
-        return {
-            "session_id": f"s-{scenario['name']}",
-            "scenario": scenario["name"],
-            "status": "completed",
-            "total_turns": 1,
-            "duration_seconds": 0.05,
-            "conversation_history": [
-                {"turn": 1, "speaker": "agent_agent", "content": "Hello.", "timestamp": now},
-                {"turn": 1, "speaker": "client", "content": "Bye.", "timestamp": now},
-            ],
-            "start_time": now,
-            "end_time": now,
-            "tools_used": True,
-            "end_reason": "client_end_call",
-            "seed": scenario["variables"].get("SEED"),
-        }
+        return completed_result(scenario, duration_seconds=0.05)

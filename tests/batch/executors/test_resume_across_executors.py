@@ -5,10 +5,8 @@ mid-batch (SIGKILL), on one executor, and `--resume` finishes on the other; each
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,43 +21,22 @@ from tests.batch.executors.conftest import (
     scenario_items,
     wait_until_gone,
 )
+from tests.processes import CLI, cli, finish
 
 COUNT = 10
-CLI = "from conversation_engine.cli import main; main()"
 WITHOUT_RAY = "import sys; sys.modules['ray'] = None; " + CLI
-
-
-def cli(model_url: str, *args: str, code: str = CLI) -> subprocess.Popen[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
-    env.update(OPENAI_BASE_URL=model_url, OPENAI_MODEL="simulated", PYTHONUNBUFFERED="1")
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen[str]) -> tuple[str, str]:
-    try:
-        return process.communicate(timeout=BOUND)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def kill_mid_batch(process: subprocess.Popen[str], out: Path, workers: bool) -> Path:
     """SIGKILL the driver once two rows are stored (and, with workers, they run)."""
     deadline = time.monotonic() + BOUND
     while time.monotonic() < deadline:
-        assert process.poll() is None, finish(process)
+        assert process.poll() is None, finish(process, BOUND)
         logs = list(out.glob(f"*/{RESULTS_FILE}"))
         below = descendants(process.pid)
         if logs and row_count(logs[0]) >= 2 and (not workers or len(below) >= 2):
             process.send_signal(signal.SIGKILL)
-            finish(process)
+            finish(process, BOUND)
             assert not wait_until_gone(below), "workers outlived their driver"
             return logs[0].parent
         time.sleep(0.02)
@@ -90,7 +67,7 @@ def test_a_killed_batch_resumes_on_the_other_executor_exactly_once(
     assert 2 <= sum(before.values()) < COUNT and set(before.values()) == {1}
 
     resumed = cli(model_url, "batch", "--resume", batch_dir.name, "--out", str(out), *then)
-    stdout, stderr = finish(resumed)
+    stdout, stderr = finish(resumed, BOUND)
     assert resumed.returncode == 0, stdout + stderr
     assert keys_on_disk(batch_dir) == {(index, 0): 1 for index in range(COUNT)}
     assert json.loads((batch_dir / JOB_FILE).read_text())["status"] == "completed"
@@ -99,7 +76,7 @@ def test_a_killed_batch_resumes_on_the_other_executor_exactly_once(
 
 def test_ray_without_the_extra_says_how_to_install_it(model_url: str, scenarios: Path) -> None:
     process = cli(model_url, "batch", str(scenarios), "--ray", "auto", code=WITHOUT_RAY)
-    stdout, stderr = finish(process)
+    stdout, stderr = finish(process, BOUND)
     assert process.returncode == 2, stdout + stderr
     assert "pip install 'conversation-engine[ray]'" in " ".join(stderr.split())
     assert "Traceback" not in stderr
@@ -112,11 +89,11 @@ def test_ctrl_c_stops_the_workers_and_the_batch_resumes(
     process = cli(model_url, "batch", str(scenarios), "--out", str(out), "--workers", "2")
     deadline = time.monotonic() + BOUND
     while not list(out.glob(f"*/{RESULTS_FILE}")) or len(descendants(process.pid)) < 2:
-        assert time.monotonic() < deadline and process.poll() is None, finish(process)
+        assert time.monotonic() < deadline and process.poll() is None, finish(process, BOUND)
         time.sleep(0.02)
     workers = descendants(process.pid)
     process.send_signal(signal.SIGINT)
-    stdout, stderr = finish(process)
+    stdout, stderr = finish(process, BOUND)
 
     assert process.returncode == 130, stdout + stderr
     assert "Traceback" not in stderr
@@ -124,5 +101,5 @@ def test_ctrl_c_stops_the_workers_and_the_batch_resumes(
     batch_dir = next(out.iterdir())
     assert json.loads((batch_dir / JOB_FILE).read_text())["status"] == "cancelled"
     resumed = cli(model_url, "batch", "--resume", batch_dir.name, "--out", str(out))
-    assert finish(resumed) and resumed.returncode == 0
+    assert finish(resumed, BOUND) and resumed.returncode == 0
     assert keys_on_disk(batch_dir) == {(index, 0): 1 for index in range(COUNT)}
