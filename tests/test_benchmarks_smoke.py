@@ -145,6 +145,18 @@ async def test_replay_keys() -> None:
     assert replay.table(results)
 
 
+async def test_scale_out_keys() -> None:
+    from benchmarks import scale_out
+
+    # Ray is left out here: its executor has tests of its own (tests/batch/executors).
+    results = await scale_out.measure(6, 1, with_ray=False)
+    assert set(results["executors"]) == {"1 process", "--workers 2"}
+    for executor in results["executors"].values():
+        assert executor["conversations_per_second"]["median"] > 0
+        assert isinstance(executor["ratio_to_one_process"], float)
+    assert scale_out.table(results)
+
+
 def test_fault_sweep_keys() -> None:
     from benchmarks import fault_sweep
 
