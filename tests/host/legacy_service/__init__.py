@@ -1,6 +1,6 @@
 """A stand-in of the existing simulation service (`llm-simulation-service/src/`), for tests.
 
-Written from `/work/shared/reference/legacy_system.md`, not from this project's classes: the
+Written from the service's documented behaviour, not from this project's classes: the
 modules mirror the service's `src/` modules (`config`, `logging_utils`, `openai_wrapper`,
 `prompt_specification`, `evaluator`, `batch_processor`, `persistent_storage`,
 `result_storage`) and import only the standard library, `openai` and `jinja2`. The one
