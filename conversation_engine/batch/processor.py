@@ -575,9 +575,7 @@ class BatchProcessor:
                 return
             self._count(job, row)
             if self.budget is not None:  # the workers' calls are not seen here: count the row's
-                evaluator = getattr(self.evaluator_endpoint, "model", None) or self.openai.model
-                self.budget.add_usage(self.openai.model, row.usage)
-                self.budget.add_usage(evaluator, row.evaluation_usage)
+                self._charge(self.budget, row)
             try:
                 await self._save_async(job)
             except OSError as error:
@@ -734,12 +732,17 @@ class BatchProcessor:
             yield
             return
         if resume:
-            evaluator_model = getattr(self.evaluator_endpoint, "model", None) or self.openai.model
             for row in self.storage.iter_rows(job.batch_id):
-                self.budget.add_usage(self.openai.model, row.usage)
-                self.budget.add_usage(evaluator_model, row.evaluation_usage)
+                self._charge(self.budget, row)
         with observing(self.budget):
             yield
+
+    def _charge(self, budget: Budget, row: BatchRow) -> None:
+        """Count a stored row's spend, at this processor's models' prices: the conversation's
+        tokens at the engine's model, the evaluation's at the evaluator's."""
+        evaluator_model = getattr(self.evaluator_endpoint, "model", None) or self.openai.model
+        budget.add_usage(self.openai.model, row.usage)
+        budget.add_usage(evaluator_model, row.evaluation_usage)
 
     def _stop_for_budget(self, job: BatchJob) -> bool:
         """At the budget's cap: start nothing more (those in flight finish); the batch ends
