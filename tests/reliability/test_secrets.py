@@ -130,7 +130,9 @@ def test_a_batch_writes_and_logs_no_secret(
     caplog.set_level(logging.DEBUG)
     out = tmp_path / "out"
     result = CliRunner().invoke(
-        app, ["batch", str(scenarios), "--out", str(out), "--max-turns", "4", "--concurrency", "2"]
+        # One at a time, so the failing tool call (the first) and the refused model call (the
+        # sixth agent call) land in different conversations: a failed row keeps no history.
+        app, ["batch", str(scenarios), "--out", str(out), "--max-turns", "4", "--concurrency", "1"]
     )
     assert result.exit_code == 0, result.output
 
