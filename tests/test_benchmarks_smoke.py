@@ -157,6 +157,17 @@ async def test_scale_out_keys() -> None:
     assert scale_out.table(results)
 
 
+async def test_shared_rate_limit_keys() -> None:
+    from benchmarks import shared_rate_limit
+
+    # A 600 RPM limit for 5 s: windows longer than the run are left out of the report.
+    results = await shared_rate_limit.measure(5.0, 600)
+    assert results["workers"] == 2 and results["requests"] > 0
+    assert set(results["windows"]) == {"1 s"} and results["minute_within_2_percent"] is None
+    assert results["windows"]["1 s"]["holds"] is True
+    assert shared_rate_limit.table(results).startswith("| window |")
+
+
 def test_fault_sweep_keys() -> None:
     from benchmarks import fault_sweep
 

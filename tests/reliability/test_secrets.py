@@ -132,7 +132,8 @@ def test_a_batch_writes_and_logs_no_secret(
     result = CliRunner().invoke(
         # One at a time, so the failing tool call (the first) and the refused model call (the
         # sixth agent call) land in different conversations: a failed row keeps no history.
-        app, ["batch", str(scenarios), "--out", str(out), "--max-turns", "4", "--concurrency", "1"]
+        app,
+        ["batch", str(scenarios), "--out", str(out), "--max-turns", "4", "--concurrency", "1"],
     )
     assert result.exit_code == 0, result.output
 

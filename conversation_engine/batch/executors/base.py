@@ -104,6 +104,22 @@ class UnitLedger:
         slot.inflight.add(key)
         return key
 
+    def deal(self, slots: Sequence[WorkerSlot]) -> list[tuple[WorkerSlot, RowKey]]:
+        """Units for `slots`, each to the one with the fewest in flight, until all are full.
+
+        Dealt one by one, not filled worker by worker: a batch smaller than the workers'
+        capacity would otherwise all go to the first worker while the others idle."""
+        dealt: list[tuple[WorkerSlot, RowKey]] = []
+        open_slots = list(slots)
+        while open_slots:
+            slot = min(open_slots, key=lambda candidate: len(candidate.inflight))
+            key = self.next_for(slot)
+            if key is None:
+                open_slots.remove(slot)
+            else:
+                dealt.append((slot, key))
+        return dealt
+
     def give_back(self, slot: WorkerSlot, key: RowKey) -> None:
         """A unit that never reached its worker waits again, at the front, with no strike."""
         self.done(slot, key)

@@ -20,9 +20,11 @@ import contextlib
 import itertools
 import os
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+from conversation_engine.batch._gc_tuning import batch_gc
 from conversation_engine.batch.executors.base import (
     Executor,
     UnitLedger,
@@ -58,6 +60,10 @@ class RayWorker:
     """An async actor: one worker's `Player`, many units at once on the actor's loop."""
 
     def __init__(self, spec: WorkerSpec, limiter: Any) -> None:
+        # Many conversations at once, as in a batch in one process: the same collector
+        # thresholds, for the actor's whole life (it is killed, never closed).
+        self._tuning = ExitStack()
+        self._tuning.enter_context(batch_gc())
         shared = None
         if spec.rate_limit is not None and limiter is not None:
 
@@ -137,12 +143,20 @@ class RayExecutor(Executor):
         spec_ref = ray.put(spec)
         numbers = itertools.count()
         try:
-            for _ in range(count):
-                await self._start(ray, actor_class, spec_ref, limiter, next(numbers))
+            # Side by side: each actor's start-up (imports, engine) is a second or more of CPU.
+            started = await asyncio.gather(
+                *(
+                    self._start(ray, actor_class, spec_ref, limiter, next(numbers))
+                    for _ in range(count)
+                ),
+                return_exceptions=True,
+            )
+            for outcome in started:
+                if isinstance(outcome, BaseException):
+                    raise outcome
             while True:
                 if not sink.stopping():
-                    for actor in self._live:
-                        self._fill(actor, ledger, sink)
+                    self._fill(ledger, sink)
                 calls = {call: actor for actor in self._live for call in actor.calls}
                 if not calls and (not ledger.busy or sink.stopping()):
                     break
@@ -174,8 +188,10 @@ class RayExecutor(Executor):
         actor.pid = await asyncio.wait_for(_awaitable(handle.ready.remote()), _READY_SECONDS)
         self._live.append(actor)
 
-    def _fill(self, actor: _Actor, ledger: UnitLedger, sink: UnitSink) -> None:
-        while (key := ledger.next_for(actor.slot)) is not None:
+    def _fill(self, ledger: UnitLedger, sink: UnitSink) -> None:
+        actors = {actor.slot.number: actor for actor in self._live}
+        for slot, key in ledger.deal([actor.slot for actor in actors.values()]):
+            actor = actors[slot.number]
             call = asyncio.ensure_future(
                 _awaitable(actor.handle.play.remote(key.scenario_index, key.trial))
             )

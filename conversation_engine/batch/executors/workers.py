@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -33,6 +35,7 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from conversation_engine.batch._gc_tuning import batch_gc
 from conversation_engine.batch.executors.base import (
     Executor,
     UnitLedger,
@@ -104,8 +107,7 @@ class WorkerExecutor(Executor):
                 self._start(context, spec, next(numbers), events)
             while True:
                 if not sink.stopping():
-                    for worker in self._live:
-                        self._fill(worker, ledger, sink)
+                    self._fill(ledger, sink)
                 in_flight = any(worker.slot.inflight for worker in self._live)
                 if not in_flight and (not ledger.busy or sink.stopping()):
                     break
@@ -182,16 +184,18 @@ class WorkerExecutor(Executor):
             asyncio.get_running_loop().remove_reader(worker.conn.fileno())
         events.put_nowait((worker, None))
 
-    def _fill(self, worker: _Worker, ledger: UnitLedger, sink: UnitSink) -> None:
-        if worker.closed:
-            return
-        while (key := ledger.next_for(worker.slot)) is not None:
-            try:
-                worker.conn.send(("unit", key.scenario_index, key.trial))
-            except OSError:  # it is dying; its end of file comes next
-                ledger.give_back(worker.slot, key)
-                return
-            sink.started(key)
+    def _fill(self, ledger: UnitLedger, sink: UnitSink) -> None:
+        workers = {worker.slot.number: worker for worker in self._live if not worker.closed}
+        dying: set[int] = set()
+        for slot, key in ledger.deal([worker.slot for worker in workers.values()]):
+            if slot.number not in dying:
+                try:
+                    workers[slot.number].conn.send(("unit", key.scenario_index, key.trial))
+                    sink.started(key)
+                    continue
+                except OSError:  # it is dying; its end of file comes next
+                    dying.add(slot.number)
+            ledger.give_back(slot, key)
 
     async def _handle(
         self,
@@ -295,10 +299,19 @@ def _worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """A worker process: play the units the driver sends until it says stop."""
     # Ctrl-C reaches the whole process group; the driver decides and stops its workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        asyncio.run(_serve(conn, spec))
-    finally:
-        conn.close()
+    # Many conversations at once, as in a batch in one process: the same collector thresholds.
+    with batch_gc():
+        try:
+            asyncio.run(_serve(conn, spec))
+        finally:
+            conn.close()
+        # Everything it played has been sent. Restoring the thresholds (a collection follows)
+        # and tearing down an interpreter that held hundreds of conversations take a few tenths
+        # of a second the driver would wait for: flush and leave.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 async def _serve(conn: Connection, spec: WorkerSpec) -> None:

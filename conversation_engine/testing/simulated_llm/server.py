@@ -99,10 +99,19 @@ def base_url(server: SimulatedLLMServer) -> str:
 
 @contextmanager
 def serving_in_background(
-    config: SimulationConfig | None = None, host: str = "127.0.0.1", port: int = 0
+    config: SimulationConfig | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    endpoint: SimulatedEndpoint | None = None,
 ) -> Iterator[SimulatedLLMServer]:
-    """A server answering from a daemon thread while the block runs (default: a free port)."""
-    server = make_server(host, port, config)
+    """A server answering from a daemon thread while the block runs (default: a free port).
+
+    `endpoint` serves a given endpoint (one that also notes what it saw, say) instead of a
+    new one built from `config`."""
+    if endpoint is not None and config is not None:
+        raise ValueError("give serving_in_background a config or an endpoint, not both")
+    server = SimulatedLLMServer((host, port), endpoint or SimulatedEndpoint(config))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

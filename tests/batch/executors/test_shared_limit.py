@@ -7,9 +7,6 @@ arrives, so the requests are counted at the wire, whichever worker sent them."""
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +14,13 @@ import pytest
 
 from conversation_engine.batch import BatchProcessor
 from conversation_engine.batch.executors.workers import WorkerExecutor
-from conversation_engine.testing.simulated_llm import Fault, SimulationConfig, base_url
-from conversation_engine.testing.simulated_llm.endpoint import Outcome, SimulatedEndpoint
-from conversation_engine.testing.simulated_llm.server import SimulatedLLMServer
+from conversation_engine.testing.simulated_llm import (
+    Fault,
+    SimulationConfig,
+    base_url,
+    serving_in_background,
+)
+from conversation_engine.testing.simulated_llm.arrivals import ArrivalsEndpoint, most_in_a_window
 from tests.batch.executors.conftest import BOUND, scenario_items, served_settings
 
 RPM = 600
@@ -30,35 +31,10 @@ BURST_SECONDS = 1.0
 SLACK = 2
 
 
-class ArrivalsEndpoint(SimulatedEndpoint):
-    """The simulated model, noting when each chat completion request arrives."""
-
-    def __init__(self, config: SimulationConfig | None = None) -> None:
-        super().__init__(config)
-        self.arrivals: list[float] = []
-        self.statuses: list[int] = []
-        self._lock = threading.Lock()
-
-    def handle(self, method: str, path: str, body: bytes) -> Outcome:
-        outcome = super().handle(method, path, body)
-        if path.endswith("/chat/completions"):
-            with self._lock:
-                self.arrivals.append(time.monotonic())
-                self.statuses.append(outcome.status)
-        return outcome
-
-
 def serve(config: SimulationConfig | None = None) -> Iterator[tuple[str, ArrivalsEndpoint]]:
     endpoint = ArrivalsEndpoint(config)
-    server = SimulatedLLMServer(("127.0.0.1", 0), endpoint)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_in_background(endpoint=endpoint) as server:
         yield base_url(server), endpoint
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
@@ -78,11 +54,6 @@ async def run_on_workers(out: Path, url: str, scenarios: int) -> dict[str, objec
         return await asyncio.wait_for(processor.run_batch(batch_id), BOUND)
     finally:
         await processor.aclose()
-
-
-def most_in_a_window(arrivals: list[float], seconds: float) -> int:
-    times = sorted(arrivals)
-    return max(bisect_left(times, start + seconds) - i for i, start in enumerate(times))
 
 
 async def test_two_workers_send_no_more_than_the_batch_limit(
