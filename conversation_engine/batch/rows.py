@@ -7,13 +7,14 @@ The row is the legacy per-scenario result of the batch processor (legacy 7.3), k
 | always | `scenario_index`, `scenario`, `session_id`, `status`, `total_turns` |
 | `completed` / `timeout` | + `duration_seconds`, `score`, `comment`, `evaluation_status`, `start_time`, `end_time`, `conversation_history` |
 | `failed_api_blocked` | not evaluated; `score` 2 if `partial_completion` else 1, a comment, `graceful_degradation` |
-| `failed` | + `error`; `score` 1; `comment` "Разговор не завершен: <error>"; no history |
+| `failed` | + `error`; `score` 1; `comment` "Разговор не завершен: <error>"; no `conversation_history` |
 
 Additive keys on every row: `trial`, `seed`, `end_reason`, `usage`, `engine`, `prompt_version`,
 `batch_id`, `duration_seconds` (also on failures, for latency statistics) and
 `contract_violations` (what `contract_violations()` found in the engine's raw result). Where
 they apply: `error`/`error_type` on timeouts and blocks, `partial_completion` and the partial
-history on blocks, `evaluation_usage` (the evaluator's tokens). A batch run with evaluation
+history on blocks, `partial_history` on `failed` rows (what the engine's result kept, when
+it kept anything), `evaluation_usage` (the evaluator's tokens). A batch run with evaluation
 switched off has no `score` and `evaluation_status: "skipped"` on evaluable rows.
 
 `BatchRow` is that row, typed: the key, status, scores, usage and the rest as fields, other keys
@@ -366,6 +367,11 @@ def build_row(
         row["error_type"] = result.get("error_type", "Error")
         row["score"] = 1
         row["comment"] = FAILED_COMMENT.format(error=error)
+        # Not the legacy's: where the conversation got to, for whoever debugs the failure. A
+        # key of its own, so that readers of `conversation_history` (the metrics of `compare`,
+        # the evaluator, the legacy's consumers) still find none on a failed row.
+        if result.get("conversation_history"):
+            row["partial_history"] = result["conversation_history"]
     row["seed"] = seed
     row["end_reason"] = result.get("end_reason")
     row["usage"] = result.get("usage")

@@ -23,6 +23,7 @@ from conversation_engine.batch.storage import JOB_FILE, RESULTS_FILE, SCENARIOS_
 from conversation_engine.core.errors import ScenarioError, SpecError, UserInputError
 from conversation_engine.core.settings import get_settings
 from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.testing.simulated_llm import Fault, SimulationConfig
 from tests.full_disk import full_disk, rows_in
 
 REPO = Path(__file__).resolve().parents[2]
@@ -335,6 +336,28 @@ async def test_max_turns_and_timeout_are_passed_through(
     )
     await processor.run_batch(processor.create_batch_job(scenarios(2), prompt_spec_name=SPEC))
     assert {(c["max_turns"], c["timeout"]) for c in CountingEngine.calls} == {(4, 12.5)}
+
+
+async def test_a_failed_row_keeps_where_the_conversation_got_to(tmp_path: Path) -> None:
+    # The real engine on the simulated model; the agent's third model call is refused.
+    config = SimulationConfig(faults=[Fault(kind="unauthorized", role="agent", on_calls=[3])])
+    wrapper = OpenAIWrapper.simulated(config)
+    try:
+        processor = BatchProcessor(wrapper, output_dir=tmp_path, evaluate=False)
+        items = json.loads(SMOKE.read_text(encoding="utf-8"))[:1]
+        batch_id = processor.create_batch_job(items, prompt_spec_name=SPEC)
+        (row,) = (await processor.run_batch(batch_id))["results"]
+    finally:
+        await wrapper.aclose()
+
+    assert row["status"] == "failed" and row["error_type"] == "AuthenticationError"
+    assert "conversation_history" not in row  # the legacy's failed row, for its readers
+    speakers = [entry["speaker"] for entry in row["partial_history"]]
+    # The greeting (the Swarm's first agent) and the customer's answer, at least.
+    assert speakers[0] != "client" and speakers[1] == "client"
+    assert row["partial_history"][0]["content"]
+    (stored,) = read_results(tmp_path / batch_id / RESULTS_FILE)
+    assert stored["partial_history"] == row["partial_history"]
 
 
 async def test_basic_mode_uses_run_conversation(wrapper: OpenAIWrapper, tmp_path: Path) -> None:

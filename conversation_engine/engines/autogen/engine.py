@@ -147,6 +147,8 @@ class SwarmBot:
         self.checkpoint: Mapping[str, Any] | None = None
         self.messages: list[AutogenMessage] = []
         """The messages of the exchange in progress, kept as they arrive."""
+        self.failed_attempts: list[AutogenMessage] = []
+        """The messages of this exchange's attempts that failed: their tool calls ran."""
         self.turn = 0
         self.failed = False
         """A run raised, so the team must be rebuilt before it runs again."""
@@ -161,6 +163,7 @@ class SwarmBot:
         """One exchange: a Swarm run on the customer's words (None: the entry agent opens)."""
         self.turn = turn
         self.messages = []
+        self.failed_attempts = []
         task = None if heard is None else self._client_message(heard)
         run, capped = await self._agent_turn(task)
         return BotTurn(
@@ -183,8 +186,11 @@ class SwarmBot:
         await self._rebuild()
 
     def unfinished(self) -> list[HistoryEntry]:
-        """The interrupted exchange's messages as history (tool calls without results marked)."""
-        messages, self.messages = self.messages, []
+        """The interrupted exchange's messages as history (tool calls without results marked),
+        those of every attempt: a retry starts from the checkpoint, but the tools an earlier
+        attempt called did run (a cart line added is there), so the partial history says so."""
+        messages = [*self.failed_attempts, *self.messages]
+        self.messages, self.failed_attempts = [], []
         return self.adapter.agent_entries(messages, self.turn)
 
     def _client_message(self, text: str) -> HandoffMessage:
@@ -205,6 +211,7 @@ class SwarmBot:
         if self.failed:
             # AutoGen 0.7.5 leaves a team whose agent raised unusable: never run it again.
             await self._rebuild()
+        self.failed_attempts.extend(self.messages)  # empty unless an attempt failed before
         self.messages = []
         self.model_client.last_error = None
         try:

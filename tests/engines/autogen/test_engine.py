@@ -87,3 +87,28 @@ async def test_transient_error_is_retried_from_the_checkpoint(
     ]
     retried = llm.by_role("agent")[-1]["messages"]
     assert [m["content"] for m in retried if m["role"] == "user"] == ["Hi"]  # not duplicated
+
+
+async def test_a_turn_that_fails_again_keeps_the_tool_calls_of_every_attempt(
+    spec_path: str, wire_wrapper: OpenAIWrapper, respx_mock: respx.MockRouter
+) -> None:
+    # Each attempt looks a product up, then its next model call fails: both lookups ran.
+    lookup = call("rag_find_products", {"message": "chicken"})
+    llm = ScriptedLLM(
+        agent=[text("Hello!"), lookup, error(500, "blip"), lookup, error(500, "blip again")],
+        client=[text("Chicken, please")],
+    )
+    respx_mock.post(f"{BASE_URL}/chat/completions").mock(side_effect=llm)
+    shop = EmulatedShop()
+    result = await AutogenConversationEngine(
+        wire_wrapper, spec_path, tool_backend=shop
+    ).run_conversation_with_tools(scenario())
+
+    assert result["status"] == "failed" and result["error_type"] == "InternalServerError"
+    assert contract_violations(result, basic_mode=False) == []
+    history = result["conversation_history"]
+    assert [e["content"] for e in history[:2]] == ["Hello!", "Chicken, please"]
+    calls = [c["function"]["name"] for e in history[2:] for c in e.get("tool_calls") or []]
+    assert calls == ["rag_find_products", "rag_find_products"]  # the first attempt's is kept
+    results = [r for e in history[2:] for r in e.get("tool_results") or []]
+    assert len(results) == 2 and all("error" not in r for r in results)
