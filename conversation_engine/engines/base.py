@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,8 @@ class ContractEngine(ABC):
 
     Options (every engine): `tool_backend` (default: the emulated shop, or the HTTP tool API
     when `TOOLS_URL` is set; the spec's `python_tools` are served in front of it, whichever
-    it is), `client_data` (the client-data source used for enrichment),
+    it is; the engine's own shop forgets a session's cart when its conversation ends, so
+    pass a shop to read carts afterwards), `client_data` (the client-data source used for enrichment),
     `settings`, and for A/B comparisons `customer_endpoint` and `customer_spec`: the endpoint
     the simulated customer talks through and the spec whose `client` prompt it plays, so that
     two sides with different models or specs still face the same customer.
@@ -112,6 +113,12 @@ class ContractEngine(ABC):
             warn_emulated_tools()
         backend = tool_backend or default_tool_backend(
             self.settings, self.openai.service_http_client
+        )
+        # A backend the engine made itself is read by nobody else once a conversation ended:
+        # what it keeps per session (the emulated shop's carts) goes then, or a long batch
+        # would hold every conversation's cart to the end.
+        self._forget_session: Callable[[str], object] | None = (
+            getattr(backend, "reset", None) if tool_backend is None else None
         )
         if host is not None and not _names_a_file(prompt_spec_name):
             spec_path = host.resolve_spec(prompt_spec_name, base)
@@ -281,6 +288,8 @@ class ContractEngine(ABC):
         finally:
             if held is not None:
                 IN_FLIGHT_SESSIONS.release(held)
+                if self._forget_session is not None:
+                    self._forget_session(held)
 
     def _new_customer(
         self,

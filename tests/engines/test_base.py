@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import inspect
+import json
 from typing import Any
 
 import pytest
 
 from conversation_engine.core.contract import contract_violations
+from conversation_engine.core.settings import get_settings
 from conversation_engine.engines import resolve_engine
 from conversation_engine.engines.base import ContractEngine, greeting_of
 from conversation_engine.llm.endpoint import OpenAIWrapper
+from conversation_engine.tools.shop import EmulatedShop, SessionState
 
 ENGINES = ["autogen", "legacy"]
+SMOKE = get_settings().FIXTURES_DIR / "scenarios" / "smoke.json"
 SCENARIO = {
     "name": "lookup",
     "variables": {
@@ -79,3 +83,28 @@ def test_greeting_of() -> None:
     assert greeting_of({"GREETING": "Hello"}) == "Hello"
     assert greeting_of({"GREETING": ""}) is None
     assert greeting_of({}) is None
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_the_engines_own_shop_forgets_a_cart_when_its_conversation_ends(
+    simulated_wrapper: OpenAIWrapper, engine: str
+) -> None:
+    order = json.loads(SMOKE.read_text(encoding="utf-8"))[0]  # 2 boxes of chicken fillet
+    own = resolve_engine(engine)(simulated_wrapper, "multiagent_prompts")
+    given_shop = EmulatedShop()
+    given = resolve_engine(engine)(simulated_wrapper, "multiagent_prompts", tool_backend=given_shop)
+
+    forgotten = await own.run_conversation_with_tools(order)
+    kept = await given.run_conversation_with_tools(order)
+
+    for result in (forgotten, kept):  # the cart was filled while the conversation ran
+        assert result["status"] == "completed"
+        assert "add_to_cart" in {
+            call["function"]["name"]
+            for entry in result["conversation_history"]
+            for call in entry.get("tool_calls") or []
+        }
+    assert isinstance(own.tool_backend, EmulatedShop)
+    assert own.tool_backend.session_state(forgotten["session_id"]) == SessionState()
+    # A shop the caller passed is the caller's to read afterwards.
+    assert [line.quantity for line in given_shop.cart(kept["session_id"])] == [2]
