@@ -537,20 +537,11 @@ class BatchProcessor:
                 # Most likely the cancellation itself, caught by the engine: let a resume rerun it.
                 return
             # No await between here and the append: a cancel cannot split a row from its count.
-            try:
-                log.append(row)
-            except OSError as error:
-                self._storage_failed(job, error)
+            if not self._append(job, log, row):
                 return
-            self._count(job, row)
             # Its reference cycles go now and then, not at the end of the batch (_gc_tuning).
             conversation_finished(self.concurrency)
-        try:
-            await self._save_async(job)
-        except OSError as error:
-            self._storage_failed(job, error)
-            return
-        await run.report(row)
+        await self._save_and_report(job, run, row)
 
     async def _run_on_executor(
         self,
@@ -568,20 +559,11 @@ class BatchProcessor:
             run.stage(row.key, None)
             if batch_id in self._storage_errors or (batch_id in self._cancelled and row.is_failed):
                 return  # as in `_guarded_run`: a cancelled run is left to a resume
-            try:
-                log.append(row)
-            except OSError as error:
-                self._storage_failed(job, error)
+            if not self._append(job, log, row):
                 return
-            self._count(job, row)
             if self.budget is not None:  # the workers' calls are not seen here: count the row's
                 self._charge(self.budget, row)
-            try:
-                await self._save_async(job)
-            except OSError as error:
-                self._storage_failed(job, error)
-                return
-            await run.report(row)
+            await self._save_and_report(job, run, row)
 
         async def lost(key: RowKey, error: Exception) -> None:
             await finished(self._exception_row(job, key, error))
@@ -883,6 +865,25 @@ class BatchProcessor:
         snapshot = self._snapshot(job, force)
         if snapshot is not None:
             await asyncio.to_thread(self._write_status, job.batch_id, *snapshot)
+
+    def _append(self, job: BatchJob, log: ResultsLog, row: BatchRow) -> bool:
+        """Store `row` and count it; False when the store failed (the batch stops)."""
+        try:
+            log.append(row)
+        except OSError as error:
+            self._storage_failed(job, error)
+            return False
+        self._count(job, row)
+        return True
+
+    async def _save_and_report(self, job: BatchJob, run: _RunState, row: BatchRow) -> None:
+        """Save the job's counts, then show the stored row (not when the save failed)."""
+        try:
+            await self._save_async(job)
+        except OSError as error:
+            self._storage_failed(job, error)
+            return
+        await run.report(row)
 
     def _storage_failed(self, job: BatchJob, error: OSError) -> None:
         """A row or the status could not be written (a full disk): stop the batch at once."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import Counter
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from conversation_engine.batch import BatchProcessor
 from conversation_engine.batch.storage import RESULTS_FILE
 from conversation_engine.core.settings import Settings, get_settings
 from conversation_engine.testing.simulated_llm import (
@@ -45,6 +47,21 @@ def model_url() -> Iterator[str]:
 def served_settings(url: str | None, **values: Any) -> Settings:
     """Settings for the simulated model served at `url` (None: in each process)."""
     return Settings(OPENAI_BASE_URL=url, OPENAI_MODEL="simulated", OPENAI_API_KEY=None, **values)
+
+
+def started_batch(
+    executor: Any, out: Path, url: str, *, concurrency: int, scenarios: int
+) -> tuple[BatchProcessor, str, asyncio.Task[dict[str, Any]]]:
+    """A batch of `scenarios` on the model served at `url`, running in the background on
+    `executor` (evaluation off): its processor, its id and the task running it."""
+    processor = BatchProcessor(
+        None, concurrency, output_dir=out, evaluate=False, settings=served_settings(url),
+        executor=executor,
+    )  # fmt: skip
+    batch_id = processor.create_batch_job(
+        scenario_items(scenarios), prompt_spec_name="multiagent_prompts"
+    )
+    return processor, batch_id, asyncio.create_task(processor.run_batch(batch_id))
 
 
 def keys_on_disk(batch_dir: Path) -> Counter[tuple[int, int]]:

@@ -20,6 +20,7 @@ from tests.batch.executors.conftest import (
     row_count,
     scenario_items,
     served_settings,
+    started_batch,
 )
 
 ray = pytest.importorskip("ray")
@@ -55,12 +56,9 @@ async def test_a_killed_actor_is_replaced_and_nothing_is_lost_or_duplicated(
     cluster: None, tmp_path: Path, model_url: str
 ) -> None:
     executor = RayExecutor()
-    processor = BatchProcessor(
-        None, 8, output_dir=tmp_path, evaluate=False, settings=served_settings(model_url),
-        executor=executor,
-    )  # fmt: skip
-    batch_id = processor.create_batch_job(scenario_items(16), prompt_spec_name=SPEC)
-    run = asyncio.create_task(processor.run_batch(batch_id))
+    processor, batch_id, run = started_batch(
+        executor, tmp_path, model_url, concurrency=8, scenarios=16
+    )
     async with asyncio.timeout(BOUND):
         while row_count(tmp_path / batch_id / RESULTS_FILE) < 2 or not executor.worker_pids():
             await asyncio.sleep(0.02)

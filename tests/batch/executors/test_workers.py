@@ -22,7 +22,7 @@ from tests.batch.executors.conftest import (
     keys_on_disk,
     row_count,
     scenario_items,
-    served_settings,
+    started_batch,
     wait_until_gone,
 )
 from tests.batch.executors.engines import CRASHING
@@ -80,12 +80,9 @@ async def test_a_killed_worker_is_replaced_and_nothing_is_lost_or_duplicated(
     tmp_path: Path, model_url: str
 ) -> None:
     executor = WorkerExecutor(2)
-    processor = BatchProcessor(
-        None, 8, output_dir=tmp_path, evaluate=False, settings=served_settings(model_url),
-        executor=executor,
-    )  # fmt: skip
-    batch_id = processor.create_batch_job(scenario_items(16), prompt_spec_name=SPEC)
-    run = asyncio.create_task(processor.run_batch(batch_id))
+    processor, batch_id, run = started_batch(
+        executor, tmp_path, model_url, concurrency=8, scenarios=16
+    )
     log = tmp_path / batch_id / RESULTS_FILE
     async with asyncio.timeout(BOUND):
         while row_count(log) < 2 or len(executor.worker_pids()) < 2:
@@ -119,12 +116,9 @@ async def test_a_unit_that_kills_its_worker_is_failed_after_two_deaths(tmp_path:
 
 async def test_cancel_stops_the_workers_within_seconds(tmp_path: Path, model_url: str) -> None:
     executor = WorkerExecutor(2)
-    processor = BatchProcessor(
-        None, 4, output_dir=tmp_path, evaluate=False, settings=served_settings(model_url),
-        executor=executor,
-    )  # fmt: skip
-    batch_id = processor.create_batch_job(scenario_items(40), prompt_spec_name=SPEC)
-    run = asyncio.create_task(processor.run_batch(batch_id))
+    processor, batch_id, run = started_batch(
+        executor, tmp_path, model_url, concurrency=4, scenarios=40
+    )
     async with asyncio.timeout(BOUND):
         while row_count(tmp_path / batch_id / RESULTS_FILE) < 1:
             await asyncio.sleep(0.02)
